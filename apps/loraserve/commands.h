@@ -1,0 +1,21 @@
+// Subcommands of the loraserve binary; each registers its flags and returns an exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+namespace ls {
+
+// A registered subcommand and the function that runs it after parsing.
+struct Command {
+  CLI::App* sub = nullptr;
+  std::function<int()> run;
+};
+Command add_generate_command(CLI::App& app);
+Command add_make_demo_command(CLI::App& app);
+
+// Prints "loraserve: error: <message>" on one line and returns exit code 1.
+int fail(const std::string& message);
+
+}  // namespace ls

@@ -1,0 +1,87 @@
+// The Backend interface: a short table of coarse ops (one call per layer op) that model code
+// calls without naming a device. cpu/ is the reference; cuda/ must match it op for op.
+// Pointers passed to ops are backend memory (host memory for the CPU backend); activations are
+// fp32 row-major; weights are opaque handles the backend prepared from host tensors.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "backend/op_params.h"
+#include "base/dtype.h"
+
+namespace ls {
+
+// A weight matrix [rows, cols] (or vector [cols] with rows == 1) in the backend's own layout.
+struct Weight {
+  const void* data = nullptr;  // backend memory
+  DType dtype = DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  std::shared_ptr<void> owner;  // keeps the storage alive
+  bool empty() const { return data == nullptr; }
+};
+
+// A block of backend memory; freed when the last copy of the handle is dropped.
+struct Buffer {
+  void* data = nullptr;
+  size_t bytes = 0;
+  std::shared_ptr<void> owner;
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(data);
+  }
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+
+  // ---- memory ----
+  virtual Buffer alloc(size_t bytes) = 0;
+  virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void fill_zero(void* dst, size_t bytes) = 0;
+  // Prepares a weight from host data of any supported dtype; the backend picks its layout.
+  virtual Weight make_weight(DType dtype, const void* host_data, int64_t rows, int64_t cols) = 0;
+
+  // ---- ops ----
+  // out[t, :] = table[ids[t], :]; ids must be < table.rows (checked by the caller).
+  virtual void embedding(const Weight& table, const int32_t* ids, int64_t n, float* out) = 0;
+  // out = x / rms(x) * w, per row of width w.cols.
+  virtual void rms_norm(const float* x, const Weight& w, float eps, int64_t n, float* out) = 0;
+  // residual += delta; out = rms_norm(residual) * w (the residual add fused into the norm).
+  virtual void add_rms_norm(float* residual, const float* delta, const Weight& w, float eps,
+                            int64_t n, float* out) = 0;
+  // out[n, w.rows] = x[n, w.cols] * w^T (+ bias); accumulate adds into out instead.
+  virtual void gemm(const float* x, int64_t n, const Weight& w, const Weight* bias, float* out,
+                    bool accumulate) = 0;
+  // Rotates q [n, q_heads, head_dim] and k [n, kv_heads, head_dim] in place (HF rotate_half).
+  virtual void rope(float* q, float* k, const RopeParams& p, const int32_t* positions,
+                    int64_t n) = 0;
+  // Stores k and v [n, kv_width] of each token at slot_mapping[t] of this layer's cache.
+  virtual void kv_write(const float* k, const float* v, const int64_t* slot_mapping, int64_t n,
+                        const LayerKv& kv) = 0;
+  // Causal attention of each token over its sequence's keys read through the page table.
+  virtual void attention(const float* q, const AttentionBatch& batch, const LayerKv& kv,
+                         float* out) = 0;
+  // out[n, inter] = silu(gate) * up
+  virtual void silu_mul(const float* gate, const float* up, int64_t n, int64_t inter,
+                        float* out) = 0;
+  // v[t, :rank(s)] = x[t] * A_s^T for the adapter slot s of each token (heterogeneous ranks).
+  virtual void lora_shrink(const float* x, int64_t n, const LoraModuleBatch& lora, float* v) = 0;
+  // y[t] += scale_s * v[t, :rank(s)] * B_s^T; tokens with slot -1 are left alone.
+  virtual void lora_expand(const float* v, int64_t n, const LoraModuleBatch& lora, float* y) = 0;
+  // out[r] = log_softmax(logits[r]) over `vocab` columns.
+  virtual void log_softmax(const float* logits, int64_t rows, int64_t vocab, float* out) = 0;
+  // Picks one token per row; see SampleParams. tokens/logprobs are backend memory [rows].
+  virtual void sample(const float* logits, int64_t rows, int64_t vocab,
+                      const SampleParams* params, int32_t* tokens, float* logprobs) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend();
+
+}  // namespace ls

@@ -1,0 +1,47 @@
+// CPU LoRA shrink/expand over runs of tokens that share an adapter slot: one GEMM per run
+// (prefill runs are long, decode runs one token), heterogeneous ranks in one call.
+#include <cblas.h>
+
+#include "backend/cpu/cpu_backend.h"
+#include "base/check.h"
+
+namespace ls {
+
+namespace {
+// Calls fn(first_token, num_tokens, slot) for each maximal run of equal token_slot.
+template <typename Fn>
+void for_each_run(const int32_t* token_slot, int64_t n, Fn fn) {
+  int64_t start = 0;
+  while (start < n) {
+    int64_t end = start + 1;
+    while (end < n && token_slot[end] == token_slot[start]) ++end;
+    if (token_slot[start] >= 0) fn(start, end - start, token_slot[start]);
+    start = end;
+  }
+}
+}  // namespace
+
+void CpuBackend::lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, float* v) {
+  for_each_run(l.token_slot, n, [&](int64_t t0, int64_t rows, int32_t s) {
+    LS_CHECK(s < l.num_slots);
+    const int32_t r = l.rank[s];
+    if (r == 0) return;
+    LS_CHECK(r <= l.max_rank);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), r,
+                static_cast<int>(l.in_dim), 1.0f, x + t0 * l.in_dim, static_cast<int>(l.in_dim),
+                l.a[s], static_cast<int>(l.in_dim), 0.0f, v + t0 * l.max_rank, l.max_rank);
+  });
+}
+
+void CpuBackend::lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, float* y) {
+  for_each_run(l.token_slot, n, [&](int64_t t0, int64_t rows, int32_t s) {
+    const int32_t r = l.rank[s];
+    if (r == 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
+                static_cast<int>(l.out_dim), r, l.scale[s], v + t0 * l.max_rank, l.max_rank,
+                l.bt[s], static_cast<int>(l.out_dim), 1.0f, y + t0 * l.out_dim,
+                static_cast<int>(l.out_dim));
+  });
+}
+
+}  // namespace ls

@@ -1,0 +1,68 @@
+// Plain structs that describe one op call: paged KV, attention batches, LoRA slots, sampling.
+// All pointers are backend memory; every field says its shape.
+#pragma once
+
+#include <cstdint>
+
+namespace ls {
+
+struct RopeParams {
+  const float* inv_freq = nullptr;  // [head_dim / 2], scaling (llama3, linear) already applied
+  int32_t head_dim = 0;
+  int32_t num_q_heads = 0;
+  int32_t num_kv_heads = 0;
+};
+
+// One layer's K and V caches: page p holds `page_size` token vectors of `kv_width` floats.
+struct LayerKv {
+  float* k = nullptr;  // [num_pages, page_size, kv_width]
+  float* v = nullptr;  // [num_pages, page_size, kv_width]
+  int32_t page_size = 1;
+  int32_t kv_width = 0;  // num_kv_heads * head_dim
+};
+
+// The tokens of one forward and where each sequence's keys live (CSR page table).
+struct AttentionBatch {
+  int64_t num_tokens = 0;
+  int32_t num_seqs = 0;
+  const int32_t* token_seq = nullptr;   // [num_tokens] sequence of each token
+  const int32_t* token_pos = nullptr;   // [num_tokens] position; attends to keys 0..pos
+  const int32_t* kv_indptr = nullptr;   // [num_seqs + 1] offsets into kv_indices
+  const int32_t* kv_indices = nullptr;  // [kv_indptr[num_seqs]] pages of each sequence in order
+  int32_t num_q_heads = 0;
+  int32_t num_kv_heads = 0;
+  int32_t head_dim = 0;
+  float scale = 1.0f;          // softmax scale, 1/sqrt(head_dim)
+  int32_t sliding_window = 0;  // 0: none; else keys in (pos - window, pos]
+};
+
+// The LoRA factors of one module (say layer 3's q_proj) for every adapter slot in the batch.
+// A slot whose adapter does not touch this module has rank 0.
+struct LoraModuleBatch {
+  int32_t num_slots = 0;
+  int32_t max_rank = 0;               // v is [n, max_rank]
+  int64_t in_dim = 0;                 // columns of A
+  int64_t out_dim = 0;                // columns of B^T
+  const float* const* a = nullptr;    // [num_slots] -> A [rank, in_dim]
+  const float* const* bt = nullptr;   // [num_slots] -> B^T [rank, out_dim]
+  const int32_t* rank = nullptr;      // [num_slots]
+  const float* scale = nullptr;       // [num_slots] alpha / r (or alpha / sqrt(r) with rslora)
+  const int32_t* token_slot = nullptr;  // [n] slot of each token, -1 for none
+  // Runs of consecutive tokens with one slot (prefill), built once per forward.
+  int32_t num_segments = 0;
+  const int32_t* seg_start = nullptr;  // [num_segments + 1] token offsets
+  const int32_t* seg_slot = nullptr;   // [num_segments]
+};
+
+// Per-row sampling. temperature 0 = greedy (ties to the lowest id). Otherwise softmax of
+// logits / temperature, keep the top_k (0 = all), then the smallest set whose mass reaches
+// top_p, and pick with `uniform` in [0, 1) drawn by the caller (so every backend picks alike).
+// logprob out = log_softmax(logits)[token] of the unmodified distribution.
+struct SampleParams {
+  float temperature = 0.0f;
+  float top_p = 1.0f;
+  int32_t top_k = 0;
+  double uniform = 0.0;
+};
+
+}  // namespace ls

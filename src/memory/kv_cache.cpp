@@ -1,0 +1,36 @@
+// Allocates per-layer K/V buffers once; pages are handed out by the PagePool.
+#include "memory/kv_cache.h"
+
+#include "base/check.h"
+
+namespace ls {
+
+KvCache::KvCache(Backend& backend, int32_t num_layers, int32_t num_pages, int32_t page_size,
+                 int32_t kv_width)
+    : num_pages_(num_pages), page_size_(page_size), kv_width_(kv_width) {
+  LS_CHECK(num_layers > 0 && num_pages > 0 && page_size > 0 && kv_width > 0);
+  size_t bytes = sizeof(float) * static_cast<size_t>(num_pages) * static_cast<size_t>(page_size) *
+                 static_cast<size_t>(kv_width);
+  for (int32_t l = 0; l < num_layers; ++l) {
+    k_.push_back(backend.alloc(bytes));
+    v_.push_back(backend.alloc(bytes));
+  }
+}
+
+LayerKv KvCache::layer(int32_t l) const {
+  LayerKv kv;
+  kv.k = k_[static_cast<size_t>(l)].as<float>();
+  kv.v = v_[static_cast<size_t>(l)].as<float>();
+  kv.page_size = page_size_;
+  kv.kv_width = kv_width_;
+  return kv;
+}
+
+size_t KvCache::bytes() const {
+  size_t total = 0;
+  for (const auto& b : k_) total += b.bytes;
+  for (const auto& b : v_) total += b.bytes;
+  return total;
+}
+
+}  // namespace ls

@@ -1,0 +1,100 @@
+// Loading Llama-family weights: every expected tensor must exist with the right shape and a
+// float dtype; extra tensors (old rotary buffers) are ignored.
+#include <cmath>
+
+#include "model/llama_model.h"
+#include "model/safetensors.h"
+
+namespace ls {
+
+namespace {
+
+Result<Weight> take(const WeightFiles& files, Backend& backend, const std::string& name,
+                    std::vector<int64_t> shape) {
+  const TensorRef* t = files.find(name);
+  if (!t) return not_found("missing tensor '" + name + "'");
+  if (t->shape != shape) {
+    std::string got, want;
+    for (auto d : t->shape) got += std::to_string(d) + ",";
+    for (auto d : shape) want += std::to_string(d) + ",";
+    return invalid_argument(t->file + ": tensor '" + name + "' has shape [" + got + "] expected [" +
+                            want + "]");
+  }
+  if (!t->dtype || (*t->dtype != DType::kF32 && *t->dtype != DType::kF16 && *t->dtype != DType::kBF16))
+    return invalid_argument(t->file + ": tensor '" + name + "' has dtype " + t->dtype_name +
+                            " (F32, F16 or BF16 expected)");
+  const int64_t rows = shape.size() == 2 ? shape[0] : 1;
+  const int64_t cols = shape.back();
+  return backend.make_weight(*t->dtype, t->data, rows, cols);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& dir, Backend& backend) {
+  LS_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::load(dir));
+  LS_ASSIGN_OR_RETURN(WeightFiles files, WeightFiles::open_dir(dir));
+  std::unique_ptr<LlamaModel> m(new LlamaModel(config, backend));
+  const ModelConfig& c = m->config_;
+  const int64_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size;
+  LS_ASSIGN_OR_RETURN(m->embed_, take(files, backend, "model.embed_tokens.weight", {c.vocab_size, H}));
+  LS_ASSIGN_OR_RETURN(m->final_norm_, take(files, backend, "model.norm.weight", {H}));
+  if (c.tie_word_embeddings) {
+    m->lm_head_ = m->embed_;
+  } else {
+    LS_ASSIGN_OR_RETURN(m->lm_head_, take(files, backend, "lm_head.weight", {c.vocab_size, H}));
+  }
+  for (int32_t l = 0; l < c.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    Layer L;
+    LS_ASSIGN_OR_RETURN(L.input_norm, take(files, backend, p + "input_layernorm.weight", {H}));
+    LS_ASSIGN_OR_RETURN(L.post_norm, take(files, backend, p + "post_attention_layernorm.weight", {H}));
+    LS_ASSIGN_OR_RETURN(L.q, take(files, backend, p + "self_attn.q_proj.weight", {Q, H}));
+    LS_ASSIGN_OR_RETURN(L.k, take(files, backend, p + "self_attn.k_proj.weight", {KV, H}));
+    LS_ASSIGN_OR_RETURN(L.v, take(files, backend, p + "self_attn.v_proj.weight", {KV, H}));
+    LS_ASSIGN_OR_RETURN(L.o, take(files, backend, p + "self_attn.o_proj.weight", {H, Q}));
+    if (c.qkv_bias) {
+      LS_ASSIGN_OR_RETURN(L.q_bias, take(files, backend, p + "self_attn.q_proj.bias", {Q}));
+      LS_ASSIGN_OR_RETURN(L.k_bias, take(files, backend, p + "self_attn.k_proj.bias", {KV}));
+      LS_ASSIGN_OR_RETURN(L.v_bias, take(files, backend, p + "self_attn.v_proj.bias", {KV}));
+    }
+    if (c.o_bias) {
+      LS_ASSIGN_OR_RETURN(L.o_bias, take(files, backend, p + "self_attn.o_proj.bias", {H}));
+    }
+    LS_ASSIGN_OR_RETURN(L.gate, take(files, backend, p + "mlp.gate_proj.weight", {I, H}));
+    LS_ASSIGN_OR_RETURN(L.up, take(files, backend, p + "mlp.up_proj.weight", {I, H}));
+    LS_ASSIGN_OR_RETURN(L.down, take(files, backend, p + "mlp.down_proj.weight", {H, I}));
+    if (c.mlp_bias) {
+      LS_ASSIGN_OR_RETURN(L.gate_bias, take(files, backend, p + "mlp.gate_proj.bias", {I}));
+      LS_ASSIGN_OR_RETURN(L.up_bias, take(files, backend, p + "mlp.up_proj.bias", {I}));
+      LS_ASSIGN_OR_RETURN(L.down_bias, take(files, backend, p + "mlp.down_proj.bias", {H}));
+    }
+    m->layers_.push_back(std::move(L));
+  }
+  std::vector<float> inv = rope_inv_freq(c);
+  m->inv_freq_ = backend.alloc(inv.size() * sizeof(float));
+  backend.upload(m->inv_freq_.data, inv.data(), inv.size() * sizeof(float));
+  return m;
+}
+
+DeviceAdapter LlamaModel::upload_adapter(const LoraAdapter& adapter) const {
+  DeviceAdapter d;
+  d.name = adapter.name;
+  d.max_rank = adapter.max_rank;
+  d.layers.resize(adapter.layers.size());
+  for (size_t l = 0; l < adapter.layers.size(); ++l) {
+    for (int32_t t = 0; t < kNumLoraTargets; ++t) {
+      const auto& src = adapter.layers[l][static_cast<size_t>(t)];
+      if (!src) continue;
+      const auto target = static_cast<LoraTarget>(t);
+      DeviceLoraModule dm;
+      dm.rank = src->rank;
+      dm.scale = src->scale;
+      dm.a = backend_.make_weight(DType::kF32, src->a.data(), src->rank, lora_in_dim(config_, target));
+      dm.bt = backend_.make_weight(DType::kF32, src->bt.data(), src->rank, lora_out_dim(config_, target));
+      d.layers[l][static_cast<size_t>(t)] = std::move(dm);
+    }
+  }
+  return d;
+}
+
+}  // namespace ls

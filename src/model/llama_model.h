@@ -1,0 +1,79 @@
+// The Llama family (Llama, Mistral, Qwen2): weights on a backend and one forward over a mixed
+// batch in which every token carries its own adapter slot. Model code names no device.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "memory/kv_cache.h"
+#include "model/lora_adapter.h"
+#include "model/model_config.h"
+
+namespace ls {
+
+// One adapter's factors on the backend, ready for the LoRA ops.
+struct DeviceLoraModule {
+  int32_t rank = 0;
+  float scale = 0.0f;
+  Weight a;   // [rank, in_dim] fp32
+  Weight bt;  // [rank, out_dim] fp32
+};
+struct DeviceAdapter {
+  std::string name;
+  int32_t max_rank = 0;
+  std::vector<std::array<std::optional<DeviceLoraModule>, kNumLoraTargets>> layers;
+};
+
+// Everything one forward needs, built on the host once per step (plain data).
+struct ForwardBatch {
+  std::vector<int32_t> tokens;          // [n]
+  std::vector<int32_t> positions;       // [n]
+  std::vector<int32_t> token_seq;       // [n] sequence index of each token
+  std::vector<int64_t> slot_mapping;    // [n] KV slot (page * page_size + offset) written
+  std::vector<int32_t> kv_indptr;       // [num_seqs + 1]
+  std::vector<int32_t> kv_indices;      // [kv_indptr.back()] pages of each sequence in order
+  std::vector<int32_t> token_lora_slot; // [n] index into lora_slots, -1 for the base model
+  std::vector<const DeviceAdapter*> lora_slots;  // [num_slots] distinct adapters of the batch
+  std::vector<int32_t> logit_rows;      // token rows whose next-token logits are wanted
+  int32_t num_seqs() const { return static_cast<int32_t>(kv_indptr.size()) - 1; }
+};
+
+class LlamaModel {
+ public:
+  // Reads config.json and the safetensors weights of `dir` onto `backend`.
+  static Result<std::unique_ptr<LlamaModel>> load(const std::string& dir, Backend& backend);
+
+  const ModelConfig& config() const { return config_; }
+  Backend& backend() const { return backend_; }
+
+  DeviceAdapter upload_adapter(const LoraAdapter& adapter) const;
+
+  // Runs the batch; returns logits [logit_rows.size(), vocab] in backend memory.
+  Buffer forward(const ForwardBatch& batch, const KvCache& kv) const;
+
+ private:
+  struct Layer {
+    Weight input_norm;        // [hidden]
+    Weight q, k, v, o;        // [q_dim, hidden], [kv_dim, hidden] x2, [hidden, q_dim]
+    Weight q_bias, k_bias, v_bias, o_bias;  // [q_dim], [kv_dim] x2, [hidden]; empty if none
+    Weight post_norm;         // [hidden]
+    Weight gate, up, down;    // [inter, hidden] x2, [hidden, inter]
+    Weight gate_bias, up_bias, down_bias;  // mlp_bias only
+  };
+
+  LlamaModel(ModelConfig config, Backend& backend) : config_(std::move(config)), backend_(backend) {}
+
+  ModelConfig config_;
+  Backend& backend_;
+  Weight embed_;        // [vocab, hidden]
+  Weight final_norm_;   // [hidden]
+  Weight lm_head_;      // [vocab, hidden] (the embedding when tied)
+  std::vector<Layer> layers_;
+  Buffer inv_freq_;     // [head_dim / 2] fp32
+};
+
+}  // namespace ls

@@ -1,0 +1,98 @@
+// Test helpers; failures here are test failures (gtest assertions), never silent.
+#include "support/test_support.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "model/lora_adapter.h"
+
+namespace ls::test {
+
+std::string source_dir() { return LS_SOURCE_DIR; }
+std::string fixture_dir() { return source_dir() + "/tests/fixtures"; }
+
+std::string shared_dir() {
+  std::string d = source_dir() + "/../shared";
+  struct stat st{};
+  return ::stat((d + "/models").c_str(), &st) == 0 ? d : "";
+}
+
+namespace {
+std::vector<std::string>& made_dirs() {
+  static std::vector<std::string> dirs;
+  return dirs;
+}
+void remove_made_dirs() {
+  for (const auto& d : made_dirs()) {
+    std::error_code ec;
+    std::filesystem::remove_all(d, ec);
+  }
+}
+}  // namespace
+
+std::string temp_dir(const std::string& tag) {
+  if (made_dirs().empty()) std::atexit(remove_made_dirs);
+  std::string tmpl = std::filesystem::temp_directory_path().string() + "/ls_" + tag + "_XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  char* made = ::mkdtemp(buf.data());
+  EXPECT_NE(made, nullptr);
+  std::string dir = made ? made : "";
+  made_dirs().push_back(dir);
+  return dir;
+}
+
+CommandResult run_loraserve(const std::string& args) {
+  std::string err_path = temp_dir("stderr") + "/err.txt";
+  std::string cmd = std::string(LS_BINARY) + " " + args + " 2>" + err_path;
+  CommandResult r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  EXPECT_NE(p, nullptr);
+  if (!p) return r;
+  char buf[4096];
+  size_t got;
+  while ((got = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, got);
+  int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.err = read_file(err_path);
+  return r;
+}
+
+LoadedModel load_model(const std::string& model_dir,
+                       const std::map<std::string, std::string>& adapter_dirs) {
+  LoadedModel m;
+  m.backend = make_cpu_backend();
+  auto model = LlamaModel::load(model_dir, *m.backend);
+  EXPECT_TRUE(model.ok()) << model.status().message();
+  if (!model.ok()) return m;
+  m.model = std::move(model).value();
+  for (const auto& [name, dir] : adapter_dirs) {
+    auto a = load_lora_adapter(dir, name, m.model->config());
+    EXPECT_TRUE(a.ok()) << a.status().message();
+    if (a.ok()) m.adapters.emplace(name, m.model->upload_adapter(a.value()));
+  }
+  return m;
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+  ASSERT_TRUE(out.good()) << path;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace ls::test

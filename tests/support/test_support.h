@@ -1,0 +1,40 @@
+// Helpers shared by the tests: paths, temp dirs, running the CLI, loading fixtures.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/llama_model.h"
+
+namespace ls::test {
+
+std::string source_dir();
+std::string fixture_dir();  // tests/fixtures
+// ../shared beside the project root, or "" when absent.
+std::string shared_dir();
+// A fresh empty directory under the system temp dir, removed at process exit.
+std::string temp_dir(const std::string& tag);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+// Runs the loraserve binary with `args` (shell-quoted by the caller).
+CommandResult run_loraserve(const std::string& args);
+
+// A model with a set of adapters uploaded to one backend.
+struct LoadedModel {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<LlamaModel> model;
+  std::map<std::string, DeviceAdapter> adapters;
+};
+LoadedModel load_model(const std::string& model_dir,
+                       const std::map<std::string, std::string>& adapter_dirs);
+
+void write_file(const std::string& path, const std::string& bytes);
+std::string read_file(const std::string& path);
+
+}  // namespace ls::test
