@@ -43,7 +43,8 @@ ForwardBatch make_batch(int32_t batch, int32_t context, int32_t new_tokens, int3
   return fb;
 }
 
-double median_seconds(const LlamaModel& model, const ForwardBatch& fb, const KvCache& kv, int reps) {
+double median_seconds(const LlamaModel& model, const ForwardBatch& fb, const KvCache& kv,
+                      int reps) {
   model.forward(fb, kv);  // warm-up
   std::vector<double> t;
   for (int r = 0; r < reps; ++r) {
@@ -97,13 +98,17 @@ int main(int argc, char** argv) {
         const bool prefill = std::string(phase) == "prefill";
         auto fb = ls::make_batch(batch, prefill ? 0 : context, prefill ? prompt : 1, c.vocab_size,
                                  with_lora ? mixed : std::vector<const ls::DeviceAdapter*>{});
-        if (!prefill) model.value()->forward(ls::make_batch(batch, 0, context, c.vocab_size, {}), kv);
+        if (!prefill)
+          model.value()->forward(ls::make_batch(batch, 0, context, c.vocab_size, {}), kv);
         double sec = ls::median_seconds(*model.value(), fb, kv, reps);
         double tps = static_cast<double>(fb.tokens.size()) / sec;
         std::printf("%-8s %-6d %-9s %12.3f %12.1f\n", phase, batch, with_lora ? "mixed3" : "none",
                     sec * 1e3, tps);
-        rows.push_back({{"phase", phase}, {"batch", batch}, {"adapters", with_lora ? "mixed3" : "none"},
-                        {"tokens_per_forward", fb.tokens.size()}, {"ms_per_forward", sec * 1e3},
+        rows.push_back({{"phase", phase},
+                        {"batch", batch},
+                        {"adapters", with_lora ? "mixed3" : "none"},
+                        {"tokens_per_forward", fb.tokens.size()},
+                        {"ms_per_forward", sec * 1e3},
                         {"tokens_per_s", tps}});
       }
     }
@@ -114,7 +119,8 @@ int main(int argc, char** argv) {
       {"benchmark", "cpu_forward"},
       {"command", cmd},
       {"machine", {{"hostname", host}, {"hardware_threads", std::thread::hardware_concurrency()}}},
-      {"model", "loraserve make-demo (Llama, hidden 128, 4 layers, vocab 512, bf16 weights, fp32 math)"},
+      {"model",
+       "loraserve make-demo (Llama, hidden 128, 4 layers, vocab 512, bf16 weights, fp32 math)"},
       {"prompt_tokens", prompt},
       {"decode_context", context},
       {"reps", reps},

@@ -50,7 +50,8 @@ Result<std::vector<GenerationRequest>> read_requests(const std::string& path) {
     try {
       j = nlohmann::json::parse(line);
     } catch (const nlohmann::json::exception& e) {
-      return invalid_argument(path + ":" + std::to_string(line_no) + ": malformed JSON: " + e.what());
+      return invalid_argument(path + ":" + std::to_string(line_no) +
+                              ": malformed JSON: " + e.what());
     }
     auto r = request_from_json(j);
     if (!r.ok()) return r.status().with_context(path + ":" + std::to_string(line_no));
@@ -67,9 +68,11 @@ Result<std::vector<GenerationRequest>> requests_from_flags(const GenerateFlags& 
     return read_requests(f.requests);
   }
   if (!f.prompt.empty())
-    return invalid_argument("--prompt TEXT needs a tokenizer, which loraserve does not have yet "
-                            "(the text issue adds it); pass token ids with --prompt-ids");
-  if (f.prompt_ids.empty()) return invalid_argument("one of --prompt-ids, --prompt or --requests is required");
+    return invalid_argument(
+        "--prompt TEXT needs a tokenizer, which loraserve does not have yet "
+        "(the text issue adds it); pass token ids with --prompt-ids");
+  if (f.prompt_ids.empty())
+    return invalid_argument("one of --prompt-ids, --prompt or --requests is required");
   if (f.max_tokens <= 0) return invalid_argument("--max-tokens must be given and at least 1");
   GenerationRequest r;
   LS_ASSIGN_OR_RETURN(r.prompt_ids, parse_id_list(f.prompt_ids));
@@ -118,34 +121,43 @@ int run_generate(const GenerateFlags& f) {
 
 Command add_generate_command(CLI::App& app) {
   auto f = std::make_shared<GenerateFlags>();
-  auto* sub = app.add_subcommand("generate", "Generate tokens for one request or a JSONL file of requests");
+  auto* sub =
+      app.add_subcommand("generate", "Generate tokens for one request or a JSONL file of requests");
   sub->add_option("--model", f->model, "Hugging Face model directory (config.json + safetensors)")
       ->required()
       ->envname("LORASERVE_MODEL");
   sub->add_option("--lora", f->loras, "Adapter NAME=DIR (PEFT directory); repeatable");
-  sub->add_option("--adapter", f->adapter, "Adapter NAME for the single request (default: the base model)");
+  sub->add_option("--adapter", f->adapter,
+                  "Adapter NAME for the single request (default: the base model)");
   sub->add_option("--prompt-ids", f->prompt_ids, "Prompt token ids, e.g. 1,2,3");
   sub->add_option("--prompt", f->prompt, "Prompt text (needs a tokenizer)");
-  sub->add_option("--requests", f->requests, "JSONL file: {\"adapter\", \"prompt_ids\", \"max_tokens\", ...} per line");
-  sub->add_option("--max-tokens", f->max_tokens, "Tokens to generate")->check(CLI::Range(1, 1 << 24));
+  sub->add_option("--requests", f->requests,
+                  "JSONL file: {\"adapter\", \"prompt_ids\", \"max_tokens\", ...} per line");
+  sub->add_option("--max-tokens", f->max_tokens, "Tokens to generate")
+      ->check(CLI::Range(1, 1 << 24));
   sub->add_option("--temperature", f->temperature, "0 = greedy")->check(CLI::Range(0.0f, 100.0f));
   sub->add_option("--top-p", f->top_p, "Nucleus sampling mass")->check(CLI::Range(1e-9f, 1.0f));
-  sub->add_option("--top-k", f->top_k, "Keep the k most likely tokens (0 = all)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--top-k", f->top_k, "Keep the k most likely tokens (0 = all)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--seed", f->seed, "Sampling seed");
-  sub->add_flag("--full-logprobs", f->full_logprobs, "Also print the log-softmax at the last prompt position");
+  sub->add_flag("--full-logprobs", f->full_logprobs,
+                "Also print the log-softmax at the last prompt position");
   sub->add_flag("--stop-at-eos", f->stop_at_eos, "Stop at the model's EOS token");
   sub->add_option("--output", f->output, "json (single request) or jsonl (--requests)")
       ->check(CLI::IsMember({"json", "jsonl"}));
-  sub->add_option("--max-num-seqs", f->max_num_seqs, "Sequences running at once")->check(CLI::Range(1, 4096));
+  sub->add_option("--max-num-seqs", f->max_num_seqs, "Sequences running at once")
+      ->check(CLI::Range(1, 4096));
   sub->add_option("--max-tokens-per-step", f->max_tokens_per_step, "Token budget of one forward")
       ->check(CLI::Range(1, 1 << 20));
-  sub->add_option("--max-lora-rank", f->max_lora_rank, "Refuse adapters of higher rank")->check(CLI::Range(1, 4096));
+  sub->add_option("--max-lora-rank", f->max_lora_rank, "Refuse adapters of higher rank")
+      ->check(CLI::Range(1, 4096));
   sub->footer(
       "Examples:\n"
       "  loraserve generate --model M --prompt-ids 1,2,3 --max-tokens 8 --output json\n"
       "  loraserve generate --model M --lora a=ADIR --adapter a --prompt-ids 1,2 --max-tokens 8 "
       "--temperature 0.8 --seed 7 --output json\n"
-      "  loraserve generate --model M --lora a=ADIR --lora b=BDIR --requests reqs.jsonl --output jsonl");
+      "  loraserve generate --model M --lora a=ADIR --lora b=BDIR --requests reqs.jsonl --output "
+      "jsonl");
   return {sub, [f]() { return run_generate(*f); }};
 }
 

@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
       ->envname("LORASERVE_LOG_LEVEL");
   std::vector<ls::Command> commands;
-  for (auto add : {ls::add_generate_command, ls::add_make_demo_command}) commands.push_back(add(app));
+  for (auto add : {ls::add_generate_command, ls::add_make_demo_command})
+    commands.push_back(add(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -12,8 +12,8 @@ Status number_field(const nlohmann::json& j, const char* key, double lo, double 
   if (!j[key].is_number()) return invalid_argument(std::string("'") + key + "' must be a number");
   double v = j[key].get<double>();
   if (!(v >= lo && v <= hi))
-    return invalid_argument(std::string("'") + key + "' out of range [" + std::to_string(lo) + ", " +
-                            std::to_string(hi) + "]");
+    return invalid_argument(std::string("'") + key + "' out of range [" + std::to_string(lo) +
+                            ", " + std::to_string(hi) + "]");
   *out = v;
   return ok_status();
 }
@@ -31,7 +31,8 @@ Result<GenerationRequest> request_from_json(const nlohmann::json& j) {
   for (const auto& v : j["prompt_ids"]) {
     if (!v.is_number_integer()) return invalid_argument("'prompt_ids' entries must be integers");
     int64_t id = v.get<int64_t>();
-    if (id < 0 || id > INT32_MAX) return invalid_argument("prompt id " + std::to_string(id) + " is out of range");
+    if (id < 0 || id > INT32_MAX)
+      return invalid_argument("prompt id " + std::to_string(id) + " is out of range");
     r.prompt_ids.push_back(static_cast<int32_t>(id));
   }
   double max_tokens = -1, temperature = 0, top_p = 1, top_k = 0, seed = 0;
@@ -48,7 +49,8 @@ Result<GenerationRequest> request_from_json(const nlohmann::json& j) {
   r.sampling.seed = static_cast<uint64_t>(seed);
   for (const char* key : {"full_logprobs", "stop_at_eos"}) {
     if (!j.contains(key) || j[key].is_null()) continue;
-    if (!j[key].is_boolean()) return invalid_argument(std::string("'") + key + "' must be a boolean");
+    if (!j[key].is_boolean())
+      return invalid_argument(std::string("'") + key + "' must be a boolean");
     (std::string(key) == "full_logprobs" ? r.full_logprobs : r.stop_at_eos) = j[key].get<bool>();
   }
   return r;
@@ -56,7 +58,8 @@ Result<GenerationRequest> request_from_json(const nlohmann::json& j) {
 
 nlohmann::ordered_json result_to_json(const GenerationRequest& req, const GenerationResult& res) {
   nlohmann::ordered_json o;
-  o["adapter"] = req.adapter.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(req.adapter);
+  o["adapter"] =
+      req.adapter.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(req.adapter);
   o["prompt_ids"] = req.prompt_ids;
   o["tokens"] = res.tokens;
   o["logprobs"] = res.logprobs;
@@ -76,8 +79,10 @@ Result<std::vector<int32_t>> parse_id_list(const std::string& text) {
     while (!item.empty() && item.back() == ' ') item.pop_back();
     int64_t v = 0;
     auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
-    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() || v < 0 || v > INT32_MAX)
-      return invalid_argument("--prompt-ids: '" + item + "' is not a token id (expected e.g. 1,2,3)");
+    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() || v < 0 ||
+        v > INT32_MAX)
+      return invalid_argument("--prompt-ids: '" + item +
+                              "' is not a token id (expected e.g. 1,2,3)");
     ids.push_back(static_cast<int32_t>(v));
     start = end + 1;
   }

@@ -78,8 +78,8 @@ class Backend {
   // out[r] = log_softmax(logits[r]) over `vocab` columns.
   virtual void log_softmax(const float* logits, int64_t rows, int64_t vocab, float* out) = 0;
   // Picks one token per row; see SampleParams. tokens/logprobs are backend memory [rows].
-  virtual void sample(const float* logits, int64_t rows, int64_t vocab,
-                      const SampleParams* params, int32_t* tokens, float* logprobs) = 0;
+  virtual void sample(const float* logits, int64_t rows, int64_t vocab, const SampleParams* params,
+                      int32_t* tokens, float* logprobs) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

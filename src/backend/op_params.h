@@ -40,13 +40,13 @@ struct AttentionBatch {
 // A slot whose adapter does not touch this module has rank 0.
 struct LoraModuleBatch {
   int32_t num_slots = 0;
-  int32_t max_rank = 0;               // v is [n, max_rank]
-  int64_t in_dim = 0;                 // columns of A
-  int64_t out_dim = 0;                // columns of B^T
-  const float* const* a = nullptr;    // [num_slots] -> A [rank, in_dim]
-  const float* const* bt = nullptr;   // [num_slots] -> B^T [rank, out_dim]
-  const int32_t* rank = nullptr;      // [num_slots]
-  const float* scale = nullptr;       // [num_slots] alpha / r (or alpha / sqrt(r) with rslora)
+  int32_t max_rank = 0;                 // v is [n, max_rank]
+  int64_t in_dim = 0;                   // columns of A
+  int64_t out_dim = 0;                  // columns of B^T
+  const float* const* a = nullptr;      // [num_slots] -> A [rank, in_dim]
+  const float* const* bt = nullptr;     // [num_slots] -> B^T [rank, out_dim]
+  const int32_t* rank = nullptr;        // [num_slots]
+  const float* scale = nullptr;         // [num_slots] alpha / r (or alpha / sqrt(r) with rslora)
   const int32_t* token_slot = nullptr;  // [n] slot of each token, -1 for none
   // Runs of consecutive tokens with one slot (prefill), built once per forward.
   int32_t num_segments = 0;

@@ -14,12 +14,12 @@ namespace ls::detail {
 }
 }  // namespace ls::detail
 
-#define LS_CHECK(cond)                                                              \
-  do {                                                                              \
+#define LS_CHECK(cond)                                                                     \
+  do {                                                                                     \
     if (!(cond)) ::ls::detail::check_failed(#cond, __FILE__, __LINE__, __func__, nullptr); \
   } while (0)
 
-#define LS_CHECK_MSG(cond, msg)                                                  \
-  do {                                                                           \
+#define LS_CHECK_MSG(cond, msg)                                                        \
+  do {                                                                                 \
     if (!(cond)) ::ls::detail::check_failed(#cond, __FILE__, __LINE__, __func__, msg); \
   } while (0)

@@ -11,12 +11,12 @@
 namespace ls {
 
 bool file_exists(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0;
 }
 
 Result<std::string> read_text_file(const std::string& path, size_t max_bytes) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return not_found(path + ": " + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) return not_found(path + ": not a regular file");
   if (static_cast<size_t>(st.st_size) > max_bytes) {

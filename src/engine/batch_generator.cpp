@@ -19,7 +19,7 @@ struct Sequence {
   const GenerationRequest* req = nullptr;
   const DeviceAdapter* adapter = nullptr;
   PageList pages;
-  int32_t num_fed = 0;  // tokens whose K/V are in the cache
+  int32_t num_fed = 0;           // tokens whose K/V are in the cache
   std::vector<int32_t> all_ids;  // prompt then generated
   Rng rng{0};
   GenerationResult result;
@@ -49,8 +49,9 @@ Status BatchGenerator::validate(const GenerationRequest& r) const {
   if (r.max_tokens < 1) return invalid_argument("max_tokens must be at least 1");
   const int64_t total = static_cast<int64_t>(r.prompt_ids.size()) + r.max_tokens;
   if (total > c.max_position_embeddings)
-    return invalid_argument("prompt (" + std::to_string(r.prompt_ids.size()) + " tokens) + max_tokens (" +
-                            std::to_string(r.max_tokens) + ") exceeds the context length " +
+    return invalid_argument("prompt (" + std::to_string(r.prompt_ids.size()) +
+                            " tokens) + max_tokens (" + std::to_string(r.max_tokens) +
+                            ") exceeds the context length " +
                             std::to_string(c.max_position_embeddings));
   if (!(r.sampling.temperature >= 0.0f) || !(r.sampling.top_p > 0.0f && r.sampling.top_p <= 1.0f) ||
       r.sampling.top_k < 0)
@@ -58,7 +59,8 @@ Status BatchGenerator::validate(const GenerationRequest& r) const {
   return ok_status();
 }
 
-Result<std::vector<GenerationResult>> BatchGenerator::run(const std::vector<GenerationRequest>& requests) {
+Result<std::vector<GenerationResult>> BatchGenerator::run(
+    const std::vector<GenerationRequest>& requests) {
   for (size_t i = 0; i < requests.size(); ++i) {
     Status st = validate(requests[i]);
     if (!st.ok()) return st.with_context("request " + std::to_string(i + 1));
@@ -73,7 +75,8 @@ Result<std::vector<GenerationResult>> BatchGenerator::run(const std::vector<Gene
     want += p;
     largest = std::max(largest, p);
   }
-  const int64_t page_bytes = 2ll * c.num_layers * ps * c.kv_dim() * static_cast<int64_t>(sizeof(float));
+  const int64_t page_bytes =
+      2ll * c.num_layers * ps * c.kv_dim() * static_cast<int64_t>(sizeof(float));
   const int64_t cap = std::max<int64_t>(largest, options_.max_kv_bytes / page_bytes);
   const auto num_pages = static_cast<int32_t>(std::max<int64_t>(1, std::min(want, cap)));
   PagePool pool(num_pages);
@@ -97,7 +100,8 @@ Result<std::vector<GenerationResult>> BatchGenerator::run(const std::vector<Gene
     // admit in order while pages and sequence slots last
     while (!waiting.empty() && static_cast<int32_t>(running.size()) < options_.max_num_seqs) {
       Sequence* s = waiting.front();
-      int64_t need = pages_for(static_cast<int64_t>(s->req->prompt_ids.size()) + s->req->max_tokens, ps);
+      int64_t need =
+          pages_for(static_cast<int64_t>(s->req->prompt_ids.size()) + s->req->max_tokens, ps);
       if (!s->pages.grow(static_cast<size_t>(need)).ok()) break;
       waiting.pop_front();
       running.push_back(s);
@@ -117,7 +121,8 @@ Result<std::vector<GenerationResult>> BatchGenerator::run(const std::vector<Gene
       const int32_t seq = fb.num_seqs();
       int32_t slot = -1;
       if (s->adapter) {
-        auto [it, inserted] = slot_of.emplace(s->adapter, static_cast<int32_t>(fb.lora_slots.size()));
+        auto [it, inserted] =
+            slot_of.emplace(s->adapter, static_cast<int32_t>(fb.lora_slots.size()));
         if (inserted) fb.lora_slots.push_back(s->adapter);
         slot = it->second;
       }
@@ -127,7 +132,8 @@ Result<std::vector<GenerationResult>> BatchGenerator::run(const std::vector<Gene
         fb.tokens.push_back(s->all_ids[static_cast<size_t>(pos)]);
         fb.positions.push_back(pos);
         fb.token_seq.push_back(seq);
-        fb.slot_mapping.push_back(static_cast<int64_t>(pages[static_cast<size_t>(pos / ps)]) * ps + pos % ps);
+        fb.slot_mapping.push_back(static_cast<int64_t>(pages[static_cast<size_t>(pos / ps)]) * ps +
+                                  pos % ps);
         fb.token_lora_slot.push_back(slot);
       }
       s->num_fed += take;
@@ -150,9 +156,10 @@ Result<std::vector<GenerationResult>> BatchGenerator::run(const std::vector<Gene
     }
     Buffer d_params = be.alloc(params.size() * sizeof(SampleParams));
     be.upload(d_params.data, params.data(), params.size() * sizeof(SampleParams));
-    Buffer d_tok = be.alloc(static_cast<size_t>(rows) * 4), d_lp = be.alloc(static_cast<size_t>(rows) * 4);
-    be.sample(logits.as<float>(), rows, c.vocab_size, d_params.as<SampleParams>(), d_tok.as<int32_t>(),
-              d_lp.as<float>());
+    Buffer d_tok = be.alloc(static_cast<size_t>(rows) * 4),
+           d_lp = be.alloc(static_cast<size_t>(rows) * 4);
+    be.sample(logits.as<float>(), rows, c.vocab_size, d_params.as<SampleParams>(),
+              d_tok.as<int32_t>(), d_lp.as<float>());
     std::vector<int32_t> toks(static_cast<size_t>(rows));
     std::vector<float> lps(static_cast<size_t>(rows));
     be.download(toks.data(), d_tok.data, toks.size() * 4);
@@ -163,22 +170,25 @@ Result<std::vector<GenerationResult>> BatchGenerator::run(const std::vector<Gene
         Buffer lsm = be.alloc(static_cast<size_t>(c.vocab_size) * 4);
         be.log_softmax(logits.as<float>() + r * c.vocab_size, 1, c.vocab_size, lsm.as<float>());
         s->result.prompt_last_logprobs.resize(static_cast<size_t>(c.vocab_size));
-        be.download(s->result.prompt_last_logprobs.data(), lsm.data, static_cast<size_t>(c.vocab_size) * 4);
+        be.download(s->result.prompt_last_logprobs.data(), lsm.data,
+                    static_cast<size_t>(c.vocab_size) * 4);
       }
       const int32_t tok = toks[static_cast<size_t>(r)];
       s->result.tokens.push_back(tok);
       s->result.logprobs.push_back(lps[static_cast<size_t>(r)]);
       s->all_ids.push_back(tok);
-      const bool eos = s->req->stop_at_eos &&
-                       std::find(c.eos_token_ids.begin(), c.eos_token_ids.end(), tok) != c.eos_token_ids.end();
+      const bool eos =
+          s->req->stop_at_eos &&
+          std::find(c.eos_token_ids.begin(), c.eos_token_ids.end(), tok) != c.eos_token_ids.end();
       if (eos || static_cast<int32_t>(s->result.tokens.size()) >= s->req->max_tokens) {
         s->result.finish_reason = eos ? "stop" : "length";
         s->done = true;
         s->pages.release();
       }
     }
-    running.erase(std::remove_if(running.begin(), running.end(), [](Sequence* s) { return s->done; }),
-                  running.end());
+    running.erase(
+        std::remove_if(running.begin(), running.end(), [](Sequence* s) { return s->done; }),
+        running.end());
   }
   std::vector<GenerationResult> out;
   out.reserve(seqs.size());

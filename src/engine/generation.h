@@ -27,7 +27,7 @@ struct GenerationResult {
   std::vector<int32_t> tokens;
   std::vector<float> logprobs;  // log-prob of each token under the unmodified distribution
   std::vector<float> prompt_last_logprobs;  // [vocab] when full_logprobs
-  std::string finish_reason;  // "length" or "stop"
+  std::string finish_reason;                // "length" or "stop"
 };
 
 }  // namespace ls

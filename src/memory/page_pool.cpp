@@ -38,7 +38,9 @@ void PagePool::give_back(const std::vector<int32_t>& pages) {
   LS_CHECK(free_.size() <= static_cast<size_t>(num_pages_));
 }
 
-PageList::PageList(PageList&& other) noexcept { *this = std::move(other); }
+PageList::PageList(PageList&& other) noexcept {
+  *this = std::move(other);
+}
 
 PageList& PageList::operator=(PageList&& other) noexcept {
   if (this != &other) {
@@ -50,13 +52,15 @@ PageList& PageList::operator=(PageList&& other) noexcept {
   return *this;
 }
 
-PageList::~PageList() { release(); }
+PageList::~PageList() {
+  release();
+}
 
 Status PageList::grow(size_t count) {
   LS_CHECK(pool_ != nullptr);
   if (!pool_->take(count, &pages_)) {
-    return resource_exhausted("page pool exhausted: need " + std::to_string(count) +
-                              " pages, " + std::to_string(pool_->num_free()) + " free");
+    return resource_exhausted("page pool exhausted: need " + std::to_string(count) + " pages, " +
+                              std::to_string(pool_->num_free()) + " free");
   }
   return ok_status();
 }

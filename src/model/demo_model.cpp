@@ -84,12 +84,19 @@ struct DemoAdapterSpec {
   std::vector<std::pair<std::string, int32_t>> rank_pattern;
 };
 
-Status write_adapter(const std::string& dir, const ModelConfig& mc, const DemoAdapterSpec& spec, Rng& rng) {
+Status write_adapter(const std::string& dir, const ModelConfig& mc, const DemoAdapterSpec& spec,
+                     Rng& rng) {
   LS_RETURN_IF_ERROR(make_dirs(dir));
-  nlohmann::ordered_json cfg = {{"peft_type", "LORA"}, {"task_type", "CAUSAL_LM"}, {"r", spec.r},
-                                {"lora_alpha", spec.alpha}, {"use_rslora", spec.rslora},
-                                {"lora_dropout", 0.0}, {"bias", "none"}, {"use_dora", false},
-                                {"modules_to_save", nullptr}, {"fan_in_fan_out", false},
+  nlohmann::ordered_json cfg = {{"peft_type", "LORA"},
+                                {"task_type", "CAUSAL_LM"},
+                                {"r", spec.r},
+                                {"lora_alpha", spec.alpha},
+                                {"use_rslora", spec.rslora},
+                                {"lora_dropout", 0.0},
+                                {"bias", "none"},
+                                {"use_dora", false},
+                                {"modules_to_save", nullptr},
+                                {"fan_in_fan_out", false},
                                 {"base_model_name_or_path", "loraserve-demo"}};
   nlohmann::ordered_json targets = nlohmann::ordered_json::array();
   for (LoraTarget t : spec.targets) targets.push_back(std::string(lora_target_name(t)));
@@ -109,21 +116,24 @@ Status write_adapter(const std::string& dir, const ModelConfig& mc, const DemoAd
       const std::string base = "base_model.model." + key;
       tensors.push_back(random_tensor(rng, base + ".lora_A.weight", spec.dtype, {rank, in},
                                       1.0 / std::sqrt(static_cast<double>(in))));
-      tensors.push_back(random_tensor(rng, base + ".lora_B.weight", spec.dtype, {out, rank},
-                                      0.6 / (lc.scale_for(key) * std::sqrt(static_cast<double>(rank)))));
+      tensors.push_back(
+          random_tensor(rng, base + ".lora_B.weight", spec.dtype, {out, rank},
+                        0.6 / (lc.scale_for(key) * std::sqrt(static_cast<double>(rank)))));
     }
   }
   return write_safetensors(dir + "/adapter_model.safetensors", tensors, {{"format", "pt"}});
 }
 
-Status write_model(const std::string& dir, const nlohmann::ordered_json& cfg_json, const ModelConfig& c,
-                   Rng& rng) {
+Status write_model(const std::string& dir, const nlohmann::ordered_json& cfg_json,
+                   const ModelConfig& c, Rng& rng) {
   LS_RETURN_IF_ERROR(make_dirs(dir));
   LS_RETURN_IF_ERROR(write_text_file(dir + "/config.json", cfg_json.dump(2) + "\n"));
   const DType dt = DType::kBF16;
   const int64_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size;
   const double emb = 3.0 / std::sqrt(static_cast<double>(H));
-  auto proj = [](int64_t in, double gain = 1.0) { return gain / std::sqrt(static_cast<double>(in)); };
+  auto proj = [](int64_t in, double gain = 1.0) {
+    return gain / std::sqrt(static_cast<double>(in));
+  };
   std::vector<TensorToWrite> t;
   t.push_back(random_tensor(rng, "model.embed_tokens.weight", dt, {c.vocab_size, H}, emb));
   for (int32_t l = 0; l < c.num_layers; ++l) {
@@ -153,8 +163,20 @@ Result<std::vector<DemoAdapterInfo>> make_demo(const std::string& dir, uint64_t 
   using T = LoraTarget;
   const std::vector<DemoAdapterSpec> specs = {
       {"pirate", 8, 16, false, {T::kQ, T::kV}, DType::kF32, {}},
-      {"poet", 16, 32, false, {T::kQ, T::kK, T::kV, T::kO, T::kGate, T::kUp, T::kDown}, DType::kBF16, {}},
-      {"coder", 64, 32, true, {T::kO, T::kGate, T::kUp, T::kDown}, DType::kF16, {{"down_proj", 32}}},
+      {"poet",
+       16,
+       32,
+       false,
+       {T::kQ, T::kK, T::kV, T::kO, T::kGate, T::kUp, T::kDown},
+       DType::kBF16,
+       {}},
+      {"coder",
+       64,
+       32,
+       true,
+       {T::kO, T::kGate, T::kUp, T::kDown},
+       DType::kF16,
+       {{"down_proj", 32}}},
   };
   std::vector<DemoAdapterInfo> out;
   for (const auto& spec : specs) {

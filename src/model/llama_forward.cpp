@@ -43,10 +43,12 @@ class LoraTables {
     }
     // token slots, then segment starts and slots (runs of equal slot)
     const size_t tok_off = modules * per_module;
-    std::copy(b.token_lora_slot.begin(), b.token_lora_slot.end(), ints.begin() + static_cast<int64_t>(tok_off));
+    std::copy(b.token_lora_slot.begin(), b.token_lora_slot.end(),
+              ints.begin() + static_cast<int64_t>(tok_off));
     std::vector<int32_t> seg_start, seg_slot;
     for (int64_t t = 0; t < n_; ++t) {
-      if (t == 0 || b.token_lora_slot[static_cast<size_t>(t)] != b.token_lora_slot[static_cast<size_t>(t - 1)]) {
+      if (t == 0 || b.token_lora_slot[static_cast<size_t>(t)] !=
+                        b.token_lora_slot[static_cast<size_t>(t - 1)]) {
         seg_start.push_back(static_cast<int32_t>(t));
         seg_slot.push_back(b.token_lora_slot[static_cast<size_t>(t)]);
       }
@@ -54,9 +56,11 @@ class LoraTables {
     num_segments_ = static_cast<int32_t>(seg_slot.size());
     seg_start.push_back(static_cast<int32_t>(n_));
     ints.resize(tok_off + static_cast<size_t>(n_) + seg_start.size() + seg_slot.size());
-    std::copy(seg_start.begin(), seg_start.end(), ints.begin() + static_cast<int64_t>(tok_off) + n_);
-    std::copy(seg_slot.begin(), seg_slot.end(),
-              ints.begin() + static_cast<int64_t>(tok_off) + n_ + static_cast<int64_t>(seg_start.size()));
+    std::copy(seg_start.begin(), seg_start.end(),
+              ints.begin() + static_cast<int64_t>(tok_off) + n_);
+    std::copy(
+        seg_slot.begin(), seg_slot.end(),
+        ints.begin() + static_cast<int64_t>(tok_off) + n_ + static_cast<int64_t>(seg_start.size()));
     ptr_buf_ = upload(backend, ptrs);
     int_buf_ = upload(backend, ints);
     scale_buf_ = upload(backend, scales);

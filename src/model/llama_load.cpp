@@ -20,7 +20,8 @@ Result<Weight> take(const WeightFiles& files, Backend& backend, const std::strin
     return invalid_argument(t->file + ": tensor '" + name + "' has shape [" + got + "] expected [" +
                             want + "]");
   }
-  if (!t->dtype || (*t->dtype != DType::kF32 && *t->dtype != DType::kF16 && *t->dtype != DType::kBF16))
+  if (!t->dtype ||
+      (*t->dtype != DType::kF32 && *t->dtype != DType::kF16 && *t->dtype != DType::kBF16))
     return invalid_argument(t->file + ": tensor '" + name + "' has dtype " + t->dtype_name +
                             " (F32, F16 or BF16 expected)");
   const int64_t rows = shape.size() == 2 ? shape[0] : 1;
@@ -36,7 +37,8 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& dir, Bac
   std::unique_ptr<LlamaModel> m(new LlamaModel(config, backend));
   const ModelConfig& c = m->config_;
   const int64_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size;
-  LS_ASSIGN_OR_RETURN(m->embed_, take(files, backend, "model.embed_tokens.weight", {c.vocab_size, H}));
+  LS_ASSIGN_OR_RETURN(m->embed_,
+                      take(files, backend, "model.embed_tokens.weight", {c.vocab_size, H}));
   LS_ASSIGN_OR_RETURN(m->final_norm_, take(files, backend, "model.norm.weight", {H}));
   if (c.tie_word_embeddings) {
     m->lm_head_ = m->embed_;
@@ -47,7 +49,8 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& dir, Bac
     const std::string p = "model.layers." + std::to_string(l) + ".";
     Layer L;
     LS_ASSIGN_OR_RETURN(L.input_norm, take(files, backend, p + "input_layernorm.weight", {H}));
-    LS_ASSIGN_OR_RETURN(L.post_norm, take(files, backend, p + "post_attention_layernorm.weight", {H}));
+    LS_ASSIGN_OR_RETURN(L.post_norm,
+                        take(files, backend, p + "post_attention_layernorm.weight", {H}));
     LS_ASSIGN_OR_RETURN(L.q, take(files, backend, p + "self_attn.q_proj.weight", {Q, H}));
     LS_ASSIGN_OR_RETURN(L.k, take(files, backend, p + "self_attn.k_proj.weight", {KV, H}));
     LS_ASSIGN_OR_RETURN(L.v, take(files, backend, p + "self_attn.v_proj.weight", {KV, H}));
@@ -89,8 +92,10 @@ DeviceAdapter LlamaModel::upload_adapter(const LoraAdapter& adapter) const {
       DeviceLoraModule dm;
       dm.rank = src->rank;
       dm.scale = src->scale;
-      dm.a = backend_.make_weight(DType::kF32, src->a.data(), src->rank, lora_in_dim(config_, target));
-      dm.bt = backend_.make_weight(DType::kF32, src->bt.data(), src->rank, lora_out_dim(config_, target));
+      dm.a =
+          backend_.make_weight(DType::kF32, src->a.data(), src->rank, lora_in_dim(config_, target));
+      dm.bt = backend_.make_weight(DType::kF32, src->bt.data(), src->rank,
+                                   lora_out_dim(config_, target));
       d.layers[l][static_cast<size_t>(t)] = std::move(dm);
     }
   }

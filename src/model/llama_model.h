@@ -30,15 +30,15 @@ struct DeviceAdapter {
 
 // Everything one forward needs, built on the host once per step (plain data).
 struct ForwardBatch {
-  std::vector<int32_t> tokens;          // [n]
-  std::vector<int32_t> positions;       // [n]
-  std::vector<int32_t> token_seq;       // [n] sequence index of each token
-  std::vector<int64_t> slot_mapping;    // [n] KV slot (page * page_size + offset) written
-  std::vector<int32_t> kv_indptr;       // [num_seqs + 1]
-  std::vector<int32_t> kv_indices;      // [kv_indptr.back()] pages of each sequence in order
-  std::vector<int32_t> token_lora_slot; // [n] index into lora_slots, -1 for the base model
+  std::vector<int32_t> tokens;           // [n]
+  std::vector<int32_t> positions;        // [n]
+  std::vector<int32_t> token_seq;        // [n] sequence index of each token
+  std::vector<int64_t> slot_mapping;     // [n] KV slot (page * page_size + offset) written
+  std::vector<int32_t> kv_indptr;        // [num_seqs + 1]
+  std::vector<int32_t> kv_indices;       // [kv_indptr.back()] pages of each sequence in order
+  std::vector<int32_t> token_lora_slot;  // [n] index into lora_slots, -1 for the base model
   std::vector<const DeviceAdapter*> lora_slots;  // [num_slots] distinct adapters of the batch
-  std::vector<int32_t> logit_rows;      // token rows whose next-token logits are wanted
+  std::vector<int32_t> logit_rows;               // token rows whose next-token logits are wanted
   int32_t num_seqs() const { return static_cast<int32_t>(kv_indptr.size()) - 1; }
 };
 
@@ -57,23 +57,24 @@ class LlamaModel {
 
  private:
   struct Layer {
-    Weight input_norm;        // [hidden]
-    Weight q, k, v, o;        // [q_dim, hidden], [kv_dim, hidden] x2, [hidden, q_dim]
+    Weight input_norm;                      // [hidden]
+    Weight q, k, v, o;                      // [q_dim, hidden], [kv_dim, hidden] x2, [hidden, q_dim]
     Weight q_bias, k_bias, v_bias, o_bias;  // [q_dim], [kv_dim] x2, [hidden]; empty if none
-    Weight post_norm;         // [hidden]
-    Weight gate, up, down;    // [inter, hidden] x2, [hidden, inter]
-    Weight gate_bias, up_bias, down_bias;  // mlp_bias only
+    Weight post_norm;                       // [hidden]
+    Weight gate, up, down;                  // [inter, hidden] x2, [hidden, inter]
+    Weight gate_bias, up_bias, down_bias;   // mlp_bias only
   };
 
-  LlamaModel(ModelConfig config, Backend& backend) : config_(std::move(config)), backend_(backend) {}
+  LlamaModel(ModelConfig config, Backend& backend)
+      : config_(std::move(config)), backend_(backend) {}
 
   ModelConfig config_;
   Backend& backend_;
-  Weight embed_;        // [vocab, hidden]
-  Weight final_norm_;   // [hidden]
-  Weight lm_head_;      // [vocab, hidden] (the embedding when tied)
+  Weight embed_;       // [vocab, hidden]
+  Weight final_norm_;  // [hidden]
+  Weight lm_head_;     // [vocab, hidden] (the embedding when tied)
   std::vector<Layer> layers_;
-  Buffer inv_freq_;     // [head_dim / 2] fp32
+  Buffer inv_freq_;  // [head_dim / 2] fp32
 };
 
 }  // namespace ls

@@ -31,12 +31,13 @@ Status parse_tensor_name(const std::string& name, int32_t num_layers, ParsedName
   if (!std::regex_match(name, m, kRe)) {
     if (name.find("lora_magnitude_vector") != std::string::npos)
       return unimplemented("tensor '" + name + "' is a DoRA magnitude: DoRA is not supported");
-    if (name.find("lora_embedding") != std::string::npos || name.find("embed_tokens") != std::string::npos ||
-        name.find("lm_head") != std::string::npos)
+    if (name.find("lora_embedding") != std::string::npos ||
+        name.find("embed_tokens") != std::string::npos || name.find("lm_head") != std::string::npos)
       return unimplemented("tensor '" + name + "': LoRA on embeddings/lm_head is not supported");
     if (name.find(".bias") != std::string::npos)
       return unimplemented("tensor '" + name + "': LoRA bias is not supported");
-    return invalid_argument("unexpected tensor '" + name + "' (not a LoRA A/B weight of a known module)");
+    return invalid_argument("unexpected tensor '" + name +
+                            "' (not a LoRA A/B weight of a known module)");
   }
   int64_t layer = std::stoll(m[1].str().substr(0, 9));
   if (layer >= num_layers)
@@ -112,7 +113,9 @@ Status build_module(const ModelConfig& model, const LoraConfig& cfg, const LoraL
 
 }  // namespace
 
-std::string_view lora_target_name(LoraTarget t) { return kTargetNames[static_cast<int32_t>(t)]; }
+std::string_view lora_target_name(LoraTarget t) {
+  return kTargetNames[static_cast<int32_t>(t)];
+}
 
 std::string lora_module_key(int32_t layer, LoraTarget t) {
   const bool attn = static_cast<int32_t>(t) <= 3;
@@ -122,20 +125,27 @@ std::string lora_module_key(int32_t layer, LoraTarget t) {
 
 int64_t lora_in_dim(const ModelConfig& c, LoraTarget t) {
   switch (t) {
-    case LoraTarget::kO: return c.q_dim();
-    case LoraTarget::kDown: return c.intermediate_size;
-    default: return c.hidden_size;
+    case LoraTarget::kO:
+      return c.q_dim();
+    case LoraTarget::kDown:
+      return c.intermediate_size;
+    default:
+      return c.hidden_size;
   }
 }
 
 int64_t lora_out_dim(const ModelConfig& c, LoraTarget t) {
   switch (t) {
-    case LoraTarget::kQ: return c.q_dim();
+    case LoraTarget::kQ:
+      return c.q_dim();
     case LoraTarget::kK:
-    case LoraTarget::kV: return c.kv_dim();
+    case LoraTarget::kV:
+      return c.kv_dim();
     case LoraTarget::kGate:
-    case LoraTarget::kUp: return c.intermediate_size;
-    default: return c.hidden_size;
+    case LoraTarget::kUp:
+      return c.intermediate_size;
+    default:
+      return c.hidden_size;
   }
 }
 
@@ -151,15 +161,17 @@ Result<LoraAdapter> load_lora_adapter(const std::string& dir, const std::string&
                                       const ModelConfig& model, const LoraLoadOptions& opts) {
   const std::string cfg_path = dir + "/adapter_config.json";
   const std::string st_path = dir + "/adapter_model.safetensors";
-  if (!file_exists(cfg_path)) return not_found(cfg_path + ": no such file (not a PEFT adapter directory?)");
+  if (!file_exists(cfg_path))
+    return not_found(cfg_path + ": no such file (not a PEFT adapter directory?)");
   LS_ASSIGN_OR_RETURN(auto cfg_json, read_json_file(cfg_path));
   auto cfg_or = LoraConfig::from_json(cfg_json);
   if (!cfg_or.ok()) return cfg_or.status().with_context(cfg_path);
   const LoraConfig& cfg = cfg_or.value();
   if (!file_exists(st_path)) {
     if (file_exists(dir + "/adapter_model.bin"))
-      return unimplemented(dir + "/adapter_model.bin: pickled weights are never loaded; save the "
-                                 "adapter with safetensors (save_pretrained's default)");
+      return unimplemented(dir +
+                           "/adapter_model.bin: pickled weights are never loaded; save the "
+                           "adapter with safetensors (save_pretrained's default)");
     return not_found(st_path + ": no such file");
   }
   LS_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::open(st_path));

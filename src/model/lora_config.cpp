@@ -13,7 +13,7 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-const std::set<std::string> kKnownModules = {"q_proj", "k_proj", "v_proj", "o_proj",
+const std::set<std::string> kKnownModules = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                              "gate_proj", "up_proj", "down_proj"};
 
 bool is_truthy(const Json& j, const char* key) {
@@ -100,7 +100,8 @@ Result<LoraConfig> LoraConfig::from_json(const Json& j) {
                         "alora_invocation_tokens", "use_qalora", "use_bdlora"})
     if (is_truthy(j, k)) return unimplemented(std::string("'") + k + "' is not supported");
 
-  if (!j.contains("r") || !j["r"].is_number_integer()) return invalid_argument("missing integer 'r'");
+  if (!j.contains("r") || !j["r"].is_number_integer())
+    return invalid_argument("missing integer 'r'");
   int64_t r = j["r"].get<int64_t>();
   if (r <= 0) return invalid_argument("rank r must be positive, got " + std::to_string(r));
   if (r > 65536) return invalid_argument("rank r too large: " + std::to_string(r));
@@ -126,7 +127,8 @@ Result<LoraConfig> LoraConfig::from_json(const Json& j) {
       layers.push_back(l.get<int32_t>());
     } else if (l.is_array()) {
       for (const auto& v : l) {
-        if (!v.is_number_integer()) return invalid_argument("layers_to_transform entries must be integers");
+        if (!v.is_number_integer())
+          return invalid_argument("layers_to_transform entries must be integers");
         layers.push_back(v.get<int32_t>());
       }
     } else {
@@ -138,15 +140,18 @@ Result<LoraConfig> LoraConfig::from_json(const Json& j) {
     if (!j.contains(field) || j[field].is_null()) continue;
     if (!j[field].is_object()) return invalid_argument(std::string(field) + " must be an object");
     for (auto it = j[field].begin(); it != j[field].end(); ++it) {
-      if (!it.value().is_number()) return invalid_argument(std::string(field) + " values must be numbers");
+      if (!it.value().is_number())
+        return invalid_argument(std::string(field) + " values must be numbers");
       try {
         std::regex probe("(.*\\.)?(" + it.key() + ")");
       } catch (const std::regex_error& e) {
-        return invalid_argument(std::string(field) + " key '" + it.key() + "' is not a valid regex");
+        return invalid_argument(std::string(field) + " key '" + it.key() +
+                                "' is not a valid regex");
       }
       if (std::string(field) == "rank_pattern") {
         int64_t pr = it.value().get<int64_t>();
-        if (pr <= 0) return invalid_argument("rank_pattern rank must be positive for '" + it.key() + "'");
+        if (pr <= 0)
+          return invalid_argument("rank_pattern rank must be positive for '" + it.key() + "'");
         c.rank_pattern.emplace_back(it.key(), static_cast<int32_t>(pr));
       } else {
         c.alpha_pattern.emplace_back(it.key(), it.value().get<double>());

@@ -20,7 +20,7 @@ struct LoraConfig {
   double lora_alpha = 8.0;
   bool use_rslora = false;
   bool target_all_linear = false;
-  std::vector<std::string> target_list;   // list form of target_modules (suffix match)
+  std::vector<std::string> target_list;    // list form of target_modules (suffix match)
   std::optional<std::regex> target_regex;  // string form (full match)
   std::vector<std::string> exclude_list;
   std::optional<std::regex> exclude_regex;

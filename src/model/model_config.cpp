@@ -28,7 +28,8 @@ Status get_int(const Json& j, const char* key, int32_t* out, bool required, int3
 
 Status get_double(const Json& j, const char* key, double* out) {
   if (!j.contains(key) || j[key].is_null()) return ok_status();
-  if (!j[key].is_number()) return invalid_argument(std::string("field '") + key + "' must be a number");
+  if (!j[key].is_number())
+    return invalid_argument(std::string("field '") + key + "' must be a number");
   *out = j[key].get<double>();
   if (!std::isfinite(*out) || *out <= 0)
     return invalid_argument(std::string("field '") + key + "' must be positive");
@@ -37,7 +38,8 @@ Status get_double(const Json& j, const char* key, double* out) {
 
 Status get_bool(const Json& j, const char* key, bool* out) {
   if (!j.contains(key) || j[key].is_null()) return ok_status();
-  if (!j[key].is_boolean()) return invalid_argument(std::string("field '") + key + "' must be a boolean");
+  if (!j[key].is_boolean())
+    return invalid_argument(std::string("field '") + key + "' must be a boolean");
   *out = j[key].get<bool>();
   return ok_status();
 }
@@ -56,14 +58,18 @@ Status parse_rope(const Json& j, ModelConfig* c) {
   }
   if (!s) return ok_status();
   std::string type;
-  if (s->contains("rope_type") && (*s)["rope_type"].is_string()) type = (*s)["rope_type"];
-  else if (s->contains("type") && (*s)["type"].is_string()) type = (*s)["type"];
-  else type = "default";
+  if (s->contains("rope_type") && (*s)["rope_type"].is_string())
+    type = (*s)["rope_type"];
+  else if (s->contains("type") && (*s)["type"].is_string())
+    type = (*s)["type"];
+  else
+    type = "default";
   RopeScaling& r = c->rope_scaling;
   r.type = type;
   if (type == "default") return ok_status();
   if (type != "linear" && type != "llama3")
-    return unimplemented("rope scaling type '" + type + "' is not supported (default, linear, llama3)");
+    return unimplemented("rope scaling type '" + type +
+                         "' is not supported (default, linear, llama3)");
   if (!s->contains("factor")) return invalid_argument("rope scaling '" + type + "' needs 'factor'");
   LS_RETURN_IF_ERROR(get_double(*s, "factor", &r.factor));
   if (type == "llama3") {
@@ -101,8 +107,8 @@ Status parse_token_ids(const Json& j, ModelConfig* c) {
 Result<ModelConfig> ModelConfig::from_json(const Json& j) {
   if (!j.is_object()) return invalid_argument("config is not a JSON object");
   ModelConfig c;
-  if (!j.contains("architectures") || !j["architectures"].is_array() || j["architectures"].empty() ||
-      !j["architectures"][0].is_string())
+  if (!j.contains("architectures") || !j["architectures"].is_array() ||
+      j["architectures"].empty() || !j["architectures"][0].is_string())
     return invalid_argument("missing field 'architectures'");
   c.architecture = j["architectures"][0].get<std::string>();
   static const std::set<std::string> kSupported = {"LlamaForCausalLM", "MistralForCausalLM",
@@ -123,14 +129,16 @@ Result<ModelConfig> ModelConfig::from_json(const Json& j) {
     return invalid_argument("hidden_size is not a multiple of num_attention_heads and no head_dim");
   c.head_dim = c.hidden_size / c.num_heads;
   LS_RETURN_IF_ERROR(get_int(j, "head_dim", &c.head_dim, false));
-  if (c.head_dim % 2 != 0 || c.head_dim > 1024) return invalid_argument("head_dim must be even and <= 1024");
+  if (c.head_dim % 2 != 0 || c.head_dim > 1024)
+    return invalid_argument("head_dim must be even and <= 1024");
   c.max_position_embeddings = 2048;
   LS_RETURN_IF_ERROR(get_int(j, "max_position_embeddings", &c.max_position_embeddings, false));
   LS_RETURN_IF_ERROR(get_double(j, "rms_norm_eps", &c.rms_norm_eps));
   LS_RETURN_IF_ERROR(parse_rope(j, &c));
   LS_RETURN_IF_ERROR(get_bool(j, "tie_word_embeddings", &c.tie_word_embeddings));
   if (j.contains("hidden_act") && j["hidden_act"] != "silu")
-    return unimplemented("hidden_act '" + j["hidden_act"].dump() + "' is not supported (silu only)");
+    return unimplemented("hidden_act '" + j["hidden_act"].dump() +
+                         "' is not supported (silu only)");
   if (c.architecture == "Qwen2ForCausalLM") {
     c.qkv_bias = true;
     bool use_sw = false;
@@ -179,8 +187,8 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
       if (wavelen > low_wavelen) {
         out = f / s.factor;
       } else if (wavelen >= high_wavelen) {  // medium band: smooth blend
-        double smooth = (old_len / wavelen - s.low_freq_factor) /
-                        (s.high_freq_factor - s.low_freq_factor);
+        double smooth =
+            (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
         out = (1.0 - smooth) * f / s.factor + smooth * f;
       }
       f = static_cast<float>(out);

@@ -16,9 +16,9 @@ namespace {
 // Element sizes of every dtype the format defines; anything else is an unknown dtype.
 std::optional<size_t> safetensors_dtype_size(const std::string& name) {
   static const std::map<std::string, size_t> kSizes = {
-      {"BOOL", 1}, {"U8", 1},  {"I8", 1},   {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"I16", 2},
-      {"U16", 2},  {"F16", 2}, {"BF16", 2}, {"I32", 4},     {"U32", 4},     {"F32", 4},
-      {"F64", 8},  {"I64", 8}, {"U64", 8}};
+      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
+      {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
+      {"U32", 4},  {"F32", 4}, {"F64", 8}, {"I64", 8},     {"U64", 8}};
   auto it = kSizes.find(name);
   if (it == kSizes.end()) return std::nullopt;
   return it->second;
@@ -28,8 +28,8 @@ bool mul_overflows(uint64_t a, uint64_t b, uint64_t* out) {
   return __builtin_mul_overflow(a, b, out);
 }
 
-Status parse_entry(const std::string& name, const nlohmann::json& e, TensorRef* t,
-                   uint64_t* begin, uint64_t* end) {
+Status parse_entry(const std::string& name, const nlohmann::json& e, TensorRef* t, uint64_t* begin,
+                   uint64_t* end) {
   if (!e.is_object()) return data_loss("tensor '" + name + "': entry is not an object");
   if (!e.contains("dtype") || !e["dtype"].is_string())
     return data_loss("tensor '" + name + "': missing dtype");
@@ -130,8 +130,8 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
     const std::string& name = f.tensors_[s.index].name;
     if (s.begin < cursor) return fail("tensor '" + name + "' overlaps the previous tensor");
     if (s.begin > cursor)
-      return fail("hole of " + std::to_string(s.begin - cursor) + " bytes before tensor '" +
-                  name + "'");
+      return fail("hole of " + std::to_string(s.begin - cursor) + " bytes before tensor '" + name +
+                  "'");
     cursor = s.end;
   }
   if (cursor != data_size)
@@ -161,9 +161,11 @@ Result<WeightFiles> WeightFiles::open_dir(const std::string& dir) {
     return w;
   }
   if (!file_exists(index)) {
-    if (file_exists(dir + "/pytorch_model.bin") || file_exists(dir + "/pytorch_model.bin.index.json"))
-      return unimplemented(dir + ": only pickled pytorch_model.bin weights found; loraserve never "
-                                 "unpickles files: convert them to safetensors");
+    if (file_exists(dir + "/pytorch_model.bin") ||
+        file_exists(dir + "/pytorch_model.bin.index.json"))
+      return unimplemented(dir +
+                           ": only pickled pytorch_model.bin weights found; loraserve never "
+                           "unpickles files: convert them to safetensors");
     return not_found(dir + ": no model.safetensors or model.safetensors.index.json");
   }
   LS_ASSIGN_OR_RETURN(auto json, read_json_file(index));
@@ -220,7 +222,8 @@ Status write_safetensors(const std::string& path, const std::vector<TensorToWrit
   uint64_t n = h.size();
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
   out += h;
-  for (const auto& t : tensors) out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
+  for (const auto& t : tensors)
+    out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
   return write_text_file(path, out);
 }
 

@@ -17,8 +17,8 @@ namespace ls {
 
 struct TensorRef {
   std::string name;
-  std::string dtype_name;       // as written in the file ("BF16", "I64", ...)
-  std::optional<DType> dtype;   // set for the types we compute with
+  std::string dtype_name;      // as written in the file ("BF16", "I64", ...)
+  std::optional<DType> dtype;  // set for the types we compute with
   std::vector<int64_t> shape;
   const unsigned char* data = nullptr;  // inside the mapping; may be unaligned
   size_t bytes = 0;

@@ -89,8 +89,9 @@ TEST_P(HfGolden, MatchesTransformersAndPeft) {
     }
   }
   EXPECT_GT(compared_steps, static_cast<int>(g.cases.size()));
-  std::printf("[ golden   ] %s: %zu cases, %d greedy steps compared, max |dlogprob| %.3g (tol %.0e)\n",
-              GetParam().c_str(), g.cases.size(), compared_steps, worst_all, g.tolerance);
+  std::printf(
+      "[ golden   ] %s: %zu cases, %d greedy steps compared, max |dlogprob| %.3g (tol %.0e)\n",
+      GetParam().c_str(), g.cases.size(), compared_steps, worst_all, g.tolerance);
 }
 
 TEST_P(HfGolden, MixedBatchEqualsEachAlone) {

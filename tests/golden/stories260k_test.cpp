@@ -14,8 +14,10 @@ class Stories260k : public ::testing::Test {
  protected:
   void SetUp() override {
     shared_ = test::shared_dir();
-    if (shared_.empty()) GTEST_SKIP() << "../shared not found beside the project root: skipping the stories260k test";
-    golden_ = nlohmann::json::parse(test::read_file(shared_ + "/models/stories260k-adapters/golden_greedy.json"));
+    if (shared_.empty())
+      GTEST_SKIP() << "../shared not found beside the project root: skipping the stories260k test";
+    golden_ = nlohmann::json::parse(
+        test::read_file(shared_ + "/models/stories260k-adapters/golden_greedy.json"));
   }
   GenerationRequest request(const std::string& adapter) const {
     GenerationRequest r;
@@ -35,8 +37,9 @@ class Stories260k : public ::testing::Test {
 
 TEST_F(Stories260k, GreedyIdsMatchPeftAloneAndMixed) {
   const std::string ad = shared_ + "/models/stories260k-adapters/";
-  auto m = test::load_model(shared_ + "/models/stories260k",
-                            {{"boy_dog", ad + "boy_dog"}, {"princess", ad + "princess"}, {"the_end", ad + "the_end"}});
+  auto m = test::load_model(
+      shared_ + "/models/stories260k",
+      {{"boy_dog", ad + "boy_dog"}, {"princess", ad + "princess"}, {"the_end", ad + "the_end"}});
   ASSERT_TRUE(m.model);
   BatchGenerator gen(*m.model, m.adapters);
   const std::vector<std::pair<std::string, std::string>> keys = {

@@ -16,12 +16,16 @@
 
 namespace ls::test {
 
-std::string source_dir() { return LS_SOURCE_DIR; }
-std::string fixture_dir() { return source_dir() + "/tests/fixtures"; }
+std::string source_dir() {
+  return LS_SOURCE_DIR;
+}
+std::string fixture_dir() {
+  return source_dir() + "/tests/fixtures";
+}
 
 std::string shared_dir() {
   std::string d = source_dir() + "/../shared";
-  struct stat st{};
+  struct stat st {};
   return ::stat((d + "/models").c_str(), &st) == 0 ? d : "";
 }
 

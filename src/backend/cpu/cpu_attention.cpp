@@ -20,8 +20,7 @@ void CpuBackend::kv_write(const float* k, const float* v, const int64_t* slot_ma
   }
 }
 
-void CpuBackend::attention(const float* q, const AttentionBatch& b, const LayerKv& kv,
-                           float* out) {
+void CpuBackend::attention(const float* q, const AttentionBatch& b, const LayerKv& kv, float* out) {
   const int32_t hd = b.head_dim;
   const int32_t group = b.num_q_heads / b.num_kv_heads;
   LS_CHECK(group * b.num_kv_heads == b.num_q_heads);
@@ -65,7 +64,8 @@ void CpuBackend::attention(const float* q, const AttentionBatch& b, const LayerK
         for (int32_t i = 0; i < hd; ++i) acc[static_cast<size_t>(i)] += p * vh[i];
       }
       float* oh = out + (t * b.num_q_heads + h) * hd;
-      for (int32_t i = 0; i < hd; ++i) oh[i] = static_cast<float>(acc[static_cast<size_t>(i)] / sum);
+      for (int32_t i = 0; i < hd; ++i)
+        oh[i] = static_cast<float>(acc[static_cast<size_t>(i)] / sum);
     }
   }
 }

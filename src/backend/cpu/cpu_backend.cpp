@@ -46,6 +46,8 @@ Weight CpuBackend::make_weight(DType dtype, const void* host_data, int64_t rows,
   return w;
 }
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> make_cpu_backend() {
+  return std::make_unique<CpuBackend>();
+}
 
 }  // namespace ls

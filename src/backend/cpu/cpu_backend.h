@@ -22,14 +22,12 @@ class CpuBackend final : public Backend {
                     float* out) override;
   void gemm(const float* x, int64_t n, const Weight& w, const Weight* bias, float* out,
             bool accumulate) override;
-  void rope(float* q, float* k, const RopeParams& p, const int32_t* positions,
-            int64_t n) override;
+  void rope(float* q, float* k, const RopeParams& p, const int32_t* positions, int64_t n) override;
   void kv_write(const float* k, const float* v, const int64_t* slot_mapping, int64_t n,
                 const LayerKv& kv) override;
   void attention(const float* q, const AttentionBatch& batch, const LayerKv& kv,
                  float* out) override;
-  void silu_mul(const float* gate, const float* up, int64_t n, int64_t inter,
-                float* out) override;
+  void silu_mul(const float* gate, const float* up, int64_t n, int64_t inter, float* out) override;
   void lora_shrink(const float* x, int64_t n, const LoraModuleBatch& lora, float* v) override;
   void lora_expand(const float* v, int64_t n, const LoraModuleBatch& lora, float* y) override;
   void log_softmax(const float* logits, int64_t rows, int64_t vocab, float* out) override;

@@ -55,8 +55,7 @@ __global__ void silu_mul_kernel(const float* gate, const float* up, int64_t coun
   }
 }
 
-__global__ void embedding_kernel(const uint16_t* table, const int32_t* ids, int64_t d,
-                                 float* out) {
+__global__ void embedding_kernel(const uint16_t* table, const int32_t* ids, int64_t d, float* out) {
   const int64_t row = blockIdx.x;
   const int64_t id = ids[row];
   for (int64_t i = threadIdx.x; i < d; i += kThreads)
@@ -65,11 +64,11 @@ __global__ void embedding_kernel(const uint16_t* table, const int32_t* ids, int6
 
 }  // namespace
 
-cudaError_t rms_norm(const float* x, const uint16_t* w, float eps, int64_t n, int64_t d,
-                     float* out, cudaStream_t stream) {
+cudaError_t rms_norm(const float* x, const uint16_t* w, float eps, int64_t n, int64_t d, float* out,
+                     cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  rms_norm_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(nullptr, nullptr, x, w, eps,
-                                                                      d, out);
+  rms_norm_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(nullptr, nullptr, x, w, eps, d,
+                                                                     out);
   return cudaGetLastError();
 }
 
@@ -77,7 +76,7 @@ cudaError_t add_rms_norm(float* residual, const float* delta, const uint16_t* w,
                          int64_t n, int64_t d, float* out, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   rms_norm_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(residual, delta, nullptr, w,
-                                                                      eps, d, out);
+                                                                     eps, d, out);
   return cudaGetLastError();
 }
 
