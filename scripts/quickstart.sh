@@ -20,4 +20,5 @@ echo "== loraserve generate: the demo base model and three LoRA adapters in one 
   --lora pirate="$DEMO/adapters/pirate" --lora poet="$DEMO/adapters/poet" \
   --lora coder="$DEMO/adapters/coder" \
   --requests "$DEMO/requests.jsonl" --output jsonl |
-  sed -E 's/^\{"adapter":("[a-z]+"|null),"prompt_ids":\[[0-9,]+\],"tokens":\[([0-9,]+)\].*/\1 -> \2/'
+  sed -E -e 's/^\{"adapter":("[a-z]+"|null),"prompt_ids":\[([0-9,]+)\],"tokens":\[([0-9,]+)\].*/\1 [\2] -> [\3]/' \
+    -e 's/^null/base    /' -e 's/^"([a-z]+)"/\1        /' -e 's/^(.{8}) */\1 /'
