@@ -26,7 +26,7 @@ struct ParsedName {
 // "base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight" -> layer 3, q, A.
 Status parse_tensor_name(const std::string& name, int32_t num_layers, ParsedName* out) {
   static const std::regex kRe(
-      R"(base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_(A|B)\.weight)");
+      R"(base_model\.model\.model\.layers\.(0|[1-9]\d{0,8})\.(self_attn|mlp)\.(\w+)\.lora_(A|B)\.weight)");
   std::smatch m;
   if (!std::regex_match(name, m, kRe)) {
     if (name.find("lora_magnitude_vector") != std::string::npos)
@@ -39,7 +39,7 @@ Status parse_tensor_name(const std::string& name, int32_t num_layers, ParsedName
     return invalid_argument("unexpected tensor '" + name +
                             "' (not a LoRA A/B weight of a known module)");
   }
-  int64_t layer = std::stoll(m[1].str().substr(0, 9));
+  int64_t layer = std::stoll(m[1].str());  // at most 9 digits, no leading zeros
   if (layer >= num_layers)
     return invalid_argument("tensor '" + name + "' is for layer " + std::to_string(layer) +
                             " but the base model has " + std::to_string(num_layers) + " layers");

@@ -4,6 +4,7 @@
 //  - layers_to_transform: the layer index in the key must be listed.
 #include "model/lora_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -40,6 +41,30 @@ Status check_target_name(const std::string& t) {
   return ok_status();
 }
 
+// libstdc++'s std::regex compiles and matches recursively: a long or deeply nested pattern
+// from a user's adapter_config.json could overflow the stack. Bound both before compiling.
+Status check_regex_bounds(const std::string& field, const std::string& re) {
+  constexpr size_t kMaxLength = 2048;
+  constexpr int kMaxDepth = 16;
+  if (re.size() > kMaxLength)
+    return invalid_argument(field + " regex is longer than " + std::to_string(kMaxLength) +
+                            " characters");
+  int depth = 0, deepest = 0;
+  for (size_t i = 0; i < re.size(); ++i) {
+    if (re[i] == '\\') {
+      ++i;
+    } else if (re[i] == '(' || re[i] == '[') {
+      deepest = std::max(deepest, ++depth);
+    } else if (re[i] == ')' || re[i] == ']') {
+      --depth;
+    }
+  }
+  if (deepest > kMaxDepth)
+    return invalid_argument(field + " regex nests deeper than " + std::to_string(kMaxDepth) +
+                            " groups");
+  return ok_status();
+}
+
 Status parse_modules(const Json& v, const char* field, std::vector<std::string>* list,
                      std::optional<std::regex>* re, bool* all_linear) {
   if (v.is_string()) {
@@ -48,8 +73,11 @@ Status parse_modules(const Json& v, const char* field, std::vector<std::string>*
       *all_linear = true;
       return ok_status();
     }
-    if (s.find("embed_tokens") != std::string::npos || s.find("lm_head") != std::string::npos)
+    const bool is_target = all_linear != nullptr;  // exclude_modules may name anything
+    if (is_target &&
+        (s.find("embed_tokens") != std::string::npos || s.find("lm_head") != std::string::npos))
       return unimplemented(std::string(field) + " regex names embed_tokens/lm_head: not supported");
+    LS_RETURN_IF_ERROR(check_regex_bounds(field, s));
     try {
       *re = std::regex(s, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {
@@ -143,12 +171,15 @@ Result<LoraConfig> LoraConfig::from_json(const Json& j) {
       if (!it.value().is_number())
         return invalid_argument(std::string(field) + " values must be numbers");
       try {
+        LS_RETURN_IF_ERROR(check_regex_bounds(std::string(field) + " key", it.key()));
         std::regex probe("(.*\\.)?(" + it.key() + ")");
       } catch (const std::regex_error& e) {
         return invalid_argument(std::string(field) + " key '" + it.key() +
                                 "' is not a valid regex");
       }
       if (std::string(field) == "rank_pattern") {
+        if (!it.value().is_number_integer())
+          return invalid_argument("rank_pattern rank for '" + it.key() + "' must be an integer");
         int64_t pr = it.value().get<int64_t>();
         if (pr <= 0)
           return invalid_argument("rank_pattern rank must be positive for '" + it.key() + "'");

@@ -131,14 +131,22 @@ Result<ModelConfig> ModelConfig::from_json(const Json& j) {
   LS_RETURN_IF_ERROR(get_int(j, "head_dim", &c.head_dim, false));
   if (c.head_dim % 2 != 0 || c.head_dim > 1024)
     return invalid_argument("head_dim must be even and <= 1024");
+  // Bound the products the model forms (q_dim, kv_dim, vocab x hidden) so int32 math is safe.
+  if (static_cast<int64_t>(c.num_heads) * c.head_dim > (1 << 20) || c.hidden_size > (1 << 20) ||
+      c.intermediate_size > (1 << 22) || c.num_layers > 4096 || c.vocab_size > (1 << 24))
+    return invalid_argument(
+        "model dimensions too large (num_attention_heads x head_dim <= 2^20, hidden_size <= 2^20, "
+        "intermediate_size <= 2^22, num_hidden_layers <= 4096, vocab_size <= 2^24)");
   c.max_position_embeddings = 2048;
   LS_RETURN_IF_ERROR(get_int(j, "max_position_embeddings", &c.max_position_embeddings, false));
   LS_RETURN_IF_ERROR(get_double(j, "rms_norm_eps", &c.rms_norm_eps));
   LS_RETURN_IF_ERROR(parse_rope(j, &c));
   LS_RETURN_IF_ERROR(get_bool(j, "tie_word_embeddings", &c.tie_word_embeddings));
-  if (j.contains("hidden_act") && j["hidden_act"] != "silu")
-    return unimplemented("hidden_act '" + j["hidden_act"].dump() +
+  if (j.contains("hidden_act") && !j["hidden_act"].is_null() && j["hidden_act"] != "silu") {
+    const auto& act = j["hidden_act"];
+    return unimplemented("hidden_act '" + (act.is_string() ? act.get<std::string>() : act.dump()) +
                          "' is not supported (silu only)");
+  }
   if (c.architecture == "Qwen2ForCausalLM") {
     c.qkv_bias = true;
     bool use_sw = false;

@@ -35,8 +35,10 @@ void CpuBackend::lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l
 
 void CpuBackend::lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, float* y) {
   for_each_run(l.token_slot, n, [&](int64_t t0, int64_t rows, int32_t s) {
+    LS_CHECK(s < l.num_slots);
     const int32_t r = l.rank[s];
     if (r == 0) return;
+    LS_CHECK(r <= l.max_rank);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
                 static_cast<int>(l.out_dim), r, l.scale[s], v + t0 * l.max_rank, l.max_rank,
                 l.bt[s], static_cast<int>(l.out_dim), 1.0f, y + t0 * l.out_dim,

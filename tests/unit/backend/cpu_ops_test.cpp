@@ -233,7 +233,7 @@ TEST_F(CpuOps, SiluMulIncludingInPlace) {
 TEST_F(CpuOps, LogSoftmax) {
   const int64_t rows = 4, vocab = 1000;
   auto logits = random_vec(rng, rows * vocab, 30.0);
-  for (int64_t i = 0; i < vocab; ++i) logits[vocab + i] += 5000.0f;  // stability: huge offset
+  for (int64_t i = 0; i < vocab; ++i) logits[vocab + i] += 5000.0f;     // stability: huge offset
   for (int64_t i = 0; i < vocab; ++i) logits[2 * vocab + i] *= 0.001f;  // nearly uniform
   std::vector<float> out(logits.size(), kNaN);
   be->log_softmax(logits.data(), rows, vocab, out.data());
@@ -260,6 +260,10 @@ struct AttnCase {
   std::vector<int32_t> seq_lens;
 };
 
+void PrintTo(const AttnCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
 class PagedAttention : public CpuOps, public ::testing::WithParamInterface<AttnCase> {};
 
 TEST_P(PagedAttention, MatchesNaiveCausalAttention) {
@@ -276,8 +280,7 @@ TEST_P(PagedAttention, MatchesNaiveCausalAttention) {
     std::swap(order[i], order[static_cast<int32_t>(rng.uniform() * (i + 1))]);
   std::vector<int32_t> indptr = {0}, indices;
   for (int32_t len : c.seq_lens) {
-    for (int32_t p = 0; p < (len + ps - 1) / ps; ++p)
-      indices.push_back(order[indices.size()]);
+    for (int32_t p = 0; p < (len + ps - 1) / ps; ++p) indices.push_back(order[indices.size()]);
     indptr.push_back(static_cast<int32_t>(indices.size()));
   }
   // NaN everywhere first: reading a slot that was never written poisons the output.
@@ -360,7 +363,8 @@ TEST_P(PagedAttention, MatchesNaiveCausalAttention) {
       for (double& x : sc) sum += (x = std::exp(x - mx));
       for (int32_t i = 0; i < hd; ++i) {
         double acc = 0;
-        for (int32_t j = start; j <= pos; ++j) acc += sc[j - start] * vals[s][j * width + kh * hd + i];
+        for (int32_t j = start; j <= pos; ++j)
+          acc += sc[j - start] * vals[s][j * width + kh * hd + i];
         ref[(t * hq + h) * hd + i] = acc / sum;
       }
     }
@@ -401,8 +405,8 @@ TEST_P(Lora, ShrinkExpandHeterogeneousRanks) {
   }
   // Runs of one slot, alternating single tokens, tokens without an adapter, and slot 4 whose
   // rank for this module is 0 (the adapter does not touch it).
-  const std::vector<int32_t> token_slot = {0,  0, 0, 1, 2, 1, 2, -1, -1, 3, 3, 3, 3, 4,
-                                           4,  0, -1, 3, 1, 1, 2, 2, 2, 0, 4, 3, -1, 2};
+  const std::vector<int32_t> token_slot = {0, 0, 0,  1, 2, 1, 2, -1, -1, 3, 3, 3, 3,  4,
+                                           4, 0, -1, 3, 1, 1, 2, 2,  2,  0, 4, 3, -1, 2};
   const int64_t n = static_cast<int64_t>(token_slot.size());
   std::vector<const float*> a_ptrs, bt_ptrs;
   std::vector<int32_t> ranks;
@@ -463,7 +467,8 @@ TEST_P(Lora, ShrinkExpandHeterogeneousRanks) {
         ASSERT_EQ(y[t * out_dim + o], y0[t * out_dim + o]) << "token " << t << " slot " << si;
       }
       ref[t * out_dim + o] = y0[t * out_dim + o] + slots[si < 0 ? 0 : si].scale * acc;
-      mag[t * out_dim + o] = std::fabs(y0[t * out_dim + o]) + std::fabs(slots[si < 0 ? 0 : si].scale) * m;
+      mag[t * out_dim + o] =
+          std::fabs(y0[t * out_dim + o]) + std::fabs(slots[si < 0 ? 0 : si].scale) * m;
     }
   }
   expect_close(y, ref, 1e-5, &mag);
@@ -476,7 +481,8 @@ TEST_P(Lora, ShrinkExpandHeterogeneousRanks) {
     one.num_segments = 1;
     one.seg_start = one_start;
     one.seg_slot = token_slot.data() + t;
-    std::vector<float> v1(max_rank, kNaN), y1(y0.begin() + t * out_dim, y0.begin() + (t + 1) * out_dim);
+    std::vector<float> v1(max_rank, kNaN),
+        y1(y0.begin() + t * out_dim, y0.begin() + (t + 1) * out_dim);
     be->lora_shrink(x.data() + t * in, 1, one, v1.data());
     be->lora_expand(v1.data(), 1, one, y1.data());
     for (int64_t o = 0; o < out_dim; ++o)

@@ -66,7 +66,8 @@ class CpuSampling : public ::testing::Test {
     const int64_t vocab = static_cast<int64_t>(logits.size());
     std::vector<float> rows;
     rows.reserve(params.size() * logits.size());
-    for (size_t r = 0; r < params.size(); ++r) rows.insert(rows.end(), logits.begin(), logits.end());
+    for (size_t r = 0; r < params.size(); ++r)
+      rows.insert(rows.end(), logits.begin(), logits.end());
     tokens->assign(params.size(), -1);
     logprobs->assign(params.size(), NAN);
     be->sample(rows.data(), static_cast<int64_t>(params.size()), vocab, params.data(),
@@ -110,17 +111,16 @@ TEST_F(CpuSampling, GreedyTiesGoToLowestId) {
   std::vector<float> flat(32, -1.5f);
   EXPECT_EQ(sample_one(flat, {}), 0);
   // top_k = 1 with a tie also keeps the lowest id, whatever the uniform.
-  for (double u : {0.0, 0.5, 0.999999})
-    EXPECT_EQ(sample_one(logits, {1.3f, 1.0f, 1, u}), 5) << u;
+  for (double u : {0.0, 0.5, 0.999999}) EXPECT_EQ(sample_one(logits, {1.3f, 1.0f, 1, u}), 5) << u;
 }
 
 TEST_F(CpuSampling, LogprobIsRawLogSoftmaxWhateverTheKnobs) {
   const int64_t vocab = 200;
   auto logits = random_logits(rng, vocab, 2.5);
   std::vector<SampleParams> params = {
-      {0.0f, 1.0f, 0, 0.0},    {0.5f, 1.0f, 3, 0.7},   {2.0f, 0.5f, 0, 0.3},
-      {1.0f, 1.0f, 0, 0.999},  {0.8f, 0.9f, 50, 0.42}, {5.0f, 1.0f, 0, 0.9999},
-      {0.05f, 0.2f, 10, 0.5},  {1.0f, 1.0f, 1, 0.6},
+      {0.0f, 1.0f, 0, 0.0},   {0.5f, 1.0f, 3, 0.7},   {2.0f, 0.5f, 0, 0.3},
+      {1.0f, 1.0f, 0, 0.999}, {0.8f, 0.9f, 50, 0.42}, {5.0f, 1.0f, 0, 0.9999},
+      {0.05f, 0.2f, 10, 0.5}, {1.0f, 1.0f, 1, 0.6},
   };
   std::vector<int32_t> tokens;
   std::vector<float> lps;
@@ -143,7 +143,8 @@ TEST_F(CpuSampling, TopK1AndTinyTopPEqualGreedy) {
     for (double u : {0.0, 0.25, 0.5, 0.75, 0.999999, rng.uniform()}) {
       for (float t : {0.3f, 1.0f, 4.0f}) {
         EXPECT_EQ(sample_one(logits, {t, 1.0f, 1, u}), greedy) << "top_k=1 T=" << t << " u=" << u;
-        EXPECT_EQ(sample_one(logits, {t, 1e-6f, 0, u}), greedy) << "top_p tiny T=" << t << " u=" << u;
+        EXPECT_EQ(sample_one(logits, {t, 1e-6f, 0, u}), greedy)
+            << "top_p tiny T=" << t << " u=" << u;
       }
     }
   }
@@ -181,6 +182,10 @@ struct DistCase {
   int32_t top_k;
   float top_p;
 };
+
+void PrintTo(const DistCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class SamplingDistribution : public CpuSampling, public ::testing::WithParamInterface<DistCase> {};
 
@@ -220,16 +225,17 @@ TEST_P(SamplingDistribution, EmpiricalFrequenciesMatchTheRestrictedSoftmax) {
   if (c.top_k > 0) {
     EXPECT_LE(kept, c.top_k);
   }
-  for (int i = 0; i < n; i += 997)
-    ASSERT_NEAR(lps[i], ref_logprob(logits, tokens[i]), 1e-5);
+  for (int i = 0; i < n; i += 997) ASSERT_NEAR(lps[i], ref_logprob(logits, tokens[i]), 1e-5);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Cases, SamplingDistribution,
-    ::testing::Values(DistCase{"plain_T1", 1.0f, 0, 1.0f}, DistCase{"cold_T0_6", 0.6f, 0, 1.0f},
-                      DistCase{"hot_T2_5", 2.5f, 0, 1.0f}, DistCase{"top_k5", 0.8f, 5, 1.0f},
-                      DistCase{"top_p0_7", 1.0f, 0, 0.7f}, DistCase{"top_k8_top_p0_8", 1.3f, 8, 0.8f}),
-    [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Cases, SamplingDistribution,
+                         ::testing::Values(DistCase{"plain_T1", 1.0f, 0, 1.0f},
+                                           DistCase{"cold_T0_6", 0.6f, 0, 1.0f},
+                                           DistCase{"hot_T2_5", 2.5f, 0, 1.0f},
+                                           DistCase{"top_k5", 0.8f, 5, 1.0f},
+                                           DistCase{"top_p0_7", 1.0f, 0, 0.7f},
+                                           DistCase{"top_k8_top_p0_8", 1.3f, 8, 0.8f}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace ls

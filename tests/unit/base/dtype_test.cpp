@@ -27,7 +27,8 @@ uint32_t to_bits(float f) {
   return b;
 }
 
-// IEEE binary16 value of a finite pattern, computed with ldexp (independent of the code under test).
+// IEEE binary16 value of a finite pattern, computed with ldexp (independent of the code under
+// test).
 double f16_value(uint16_t h) {
   const int sign = (h >> 15) ? -1 : 1;
   const int exp = (h >> 10) & 0x1f;
@@ -42,12 +43,17 @@ double f16_value(uint16_t h) {
 uint16_t f16_reference(float f) {
   const uint16_t sign = std::signbit(f) ? 0x8000 : 0;
   const double a = std::fabs(static_cast<double>(f));
-  auto value = [](uint32_t p) { return p == 0x7c00 ? 65536.0 : f16_value(static_cast<uint16_t>(p)); };
+  auto value = [](uint32_t p) {
+    return p == 0x7c00 ? 65536.0 : f16_value(static_cast<uint16_t>(p));
+  };
   if (a >= 65536.0) return sign | 0x7c00;
   uint32_t lo = 0, hi = 0x7c00;  // value(lo) <= a < value(hi)
   while (hi - lo > 1) {
     uint32_t mid = (lo + hi) / 2;
-    if (value(mid) <= a) lo = mid; else hi = mid;
+    if (value(mid) <= a)
+      lo = mid;
+    else
+      hi = mid;
   }
   const double dlo = a - value(lo), dhi = value(hi) - a;
   uint32_t p = dlo < dhi ? lo : dhi < dlo ? hi : ((lo & 1) ? hi : lo);
@@ -73,9 +79,9 @@ TEST(DType, NamesSizesAndSafetensorsSpelling) {
     const char* name;
     size_t size;
   };
-  for (const Case& c : {Case{DType::kF32, "F32", 4}, Case{DType::kF16, "F16", 2},
-                        Case{DType::kBF16, "BF16", 2}, Case{DType::kI32, "I32", 4},
-                        Case{DType::kI64, "I64", 8}}) {
+  for (const Case& c :
+       {Case{DType::kF32, "F32", 4}, Case{DType::kF16, "F16", 2}, Case{DType::kBF16, "BF16", 2},
+        Case{DType::kI32, "I32", 4}, Case{DType::kI64, "I64", 8}}) {
     EXPECT_EQ(dtype_name(c.t), c.name);
     EXPECT_EQ(dtype_size(c.t), c.size);
     auto parsed = dtype_from_safetensors(c.name);
@@ -131,7 +137,8 @@ TEST(Bf16, NanStaysNan) {
                         0x7f80ffffu, 0x7f808000u}) {
     uint16_t h = f32_to_bf16(from_bits(bits));
     EXPECT_TRUE(std::isnan(bf16_to_f32(h))) << std::hex << bits << " -> " << h;
-    EXPECT_EQ(static_cast<uint32_t>(h & 0x8000), (bits >> 16) & 0x8000u) << "sign of NaN " << std::hex << bits;
+    EXPECT_EQ(static_cast<uint32_t>(h & 0x8000), (bits >> 16) & 0x8000u)
+        << "sign of NaN " << std::hex << bits;
   }
 }
 
@@ -188,7 +195,7 @@ TEST(F16, KnownPatterns) {
 }
 
 TEST(F16, RoundsToNearestEven) {
-  const float ulp1 = std::ldexp(1.0f, -10);  // spacing just above 1.0
+  const float ulp1 = std::ldexp(1.0f, -10);            // spacing just above 1.0
   EXPECT_EQ(f32_to_f16(1.0f + ulp1 / 2), 0x3c00);      // tie -> even
   EXPECT_EQ(f32_to_f16(1.0f + 3 * ulp1 / 2), 0x3c02);  // tie -> even
   EXPECT_EQ(f32_to_f16(1.0f + ulp1 / 2 + std::ldexp(1.0f, -20)), 0x3c01);
@@ -210,8 +217,8 @@ TEST(F16, RoundsToNearestEven) {
   EXPECT_EQ(f32_to_f16(tiny / 4), 0x0000);
   EXPECT_EQ(f32_to_f16(1e-30f), 0x0000);
   EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -149)), 0x0000);  // f32 subnormal input
-  EXPECT_EQ(f32_to_f16(1023.5f * tiny), 0x0400);  // largest subnormal + 1/2: tie -> 0x0400
-  EXPECT_EQ(f32_to_f16(1022.5f * tiny), 0x03fe);  // tie -> even 0x3fe
+  EXPECT_EQ(f32_to_f16(1023.5f * tiny), 0x0400);          // largest subnormal + 1/2: tie -> 0x0400
+  EXPECT_EQ(f32_to_f16(1022.5f * tiny), 0x03fe);          // tie -> even 0x3fe
   EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -14) - std::ldexp(1.0f, -30)), 0x0400);
 }
 
@@ -250,8 +257,8 @@ TEST(F16, RandomFloatsMatchNearestReference) {
   }
   // Exact ties between every pair of neighbouring finite f16 values (f32 holds them exactly).
   for (uint32_t p = 0; p < 0x7bff; ++p) {
-    const float mid = static_cast<float>((f16_value(static_cast<uint16_t>(p)) +
-                                          f16_value(static_cast<uint16_t>(p + 1))) / 2);
+    const float mid = static_cast<float>(
+        (f16_value(static_cast<uint16_t>(p)) + f16_value(static_cast<uint16_t>(p + 1))) / 2);
     const uint16_t even = static_cast<uint16_t>((p & 1) ? p + 1 : p);
     ASSERT_EQ(f32_to_f16(mid), even) << std::hex << p;
     ASSERT_EQ(f32_to_f16(-mid), even | 0x8000) << std::hex << p;

@@ -149,8 +149,8 @@ TEST_F(BatchGeneratorTest, ValidateRejectsBadRequests) {
     r.sampling.top_p = b.top_p;
     r.sampling.top_k = b.top_k;
     expect_code(r, StatusCode::kInvalidArgument,
-                "sampling T=" + std::to_string(b.temperature) + " top_p=" +
-                    std::to_string(b.top_p) + " top_k=" + std::to_string(b.top_k));
+                "sampling T=" + std::to_string(b.temperature) +
+                    " top_p=" + std::to_string(b.top_p) + " top_k=" + std::to_string(b.top_k));
   }
   r = good;
   r.sampling = {0.0f, 1.0f, 0, 9};  // greedy with every knob at its edge is fine
@@ -197,6 +197,17 @@ TEST_F(BatchGeneratorTest, OutputShapeAndLogprobs) {
   EXPECT_EQ(run({req(prompt(3, 3), "", 1)})[0].tokens.size(), 1u);
 }
 
+TEST_F(BatchGeneratorTest, EmptyListAndFullContext) {
+  EXPECT_TRUE(run({}).empty());
+  // prompt + max_tokens == max_position_embeddings: the last token fed sits at position 1023.
+  GenerationRequest r = req(prompt(1000, 5), "pirate", 24);
+  const auto whole = run({r});
+  ASSERT_EQ(whole.size(), 1u);
+  EXPECT_EQ(whole[0].tokens.size(), 24u);
+  EXPECT_EQ(whole[0].finish_reason, "length");
+  for (float lp : whole[0].logprobs) EXPECT_TRUE(std::isfinite(lp));
+}
+
 TEST_F(BatchGeneratorTest, AdaptersChangeTheOutput) {
   const std::vector<int32_t> p = prompt(12, 4);
   std::vector<GenerationRequest> reqs;
@@ -210,8 +221,8 @@ TEST_F(BatchGeneratorTest, AdaptersChangeTheOutput) {
     EXPECT_NE(out[i].tokens, out[0].tokens) << reqs[i].adapter << " gives the base's tokens";
     double diff = 0;
     for (size_t v = 0; v < 512; ++v)
-      diff = std::max(diff, double(std::fabs(out[i].prompt_last_logprobs[v] -
-                                             out[0].prompt_last_logprobs[v])));
+      diff = std::max(
+          diff, double(std::fabs(out[i].prompt_last_logprobs[v] - out[0].prompt_last_logprobs[v])));
     EXPECT_GT(diff, 0.05) << reqs[i].adapter;
     for (size_t j = 1; j < i; ++j)
       EXPECT_NE(out[i].tokens, out[j].tokens) << reqs[i].adapter << " vs " << reqs[j].adapter;
@@ -241,18 +252,27 @@ struct OptCase {
   BatchGeneratorOptions opts;
 };
 
+void PrintTo(const OptCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
 class MixedBatch : public BatchGeneratorTest, public ::testing::WithParamInterface<OptCase> {};
 
 TEST_P(MixedBatch, EqualsEachRequestAlone) {
   const auto reqs = mixed_requests();
-  std::vector<GenerationResult> alone;
-  for (const auto& r : reqs) alone.push_back(run({r})[0]);
+  // Each request alone, with default options (computed once; the demo model is deterministic).
+  static const std::vector<GenerationResult> alone = [&] {
+    std::vector<GenerationResult> out;
+    for (const auto& r : reqs) out.push_back(run({r})[0]);
+    return out;
+  }();
+  ASSERT_EQ(alone.size(), reqs.size());
   const auto batch = run(reqs, GetParam().opts);
   ASSERT_EQ(batch.size(), reqs.size());
   for (size_t i = 0; i < reqs.size(); ++i) {
     EXPECT_EQ(batch[i].tokens.size(), static_cast<size_t>(reqs[i].max_tokens));
-    expect_same(batch[i], alone[i], "request " + std::to_string(i) + " adapter '" +
-                                        reqs[i].adapter + "'");
+    expect_same(batch[i], alone[i],
+                "request " + std::to_string(i) + " adapter '" + reqs[i].adapter + "'");
   }
 }
 
@@ -262,13 +282,16 @@ INSTANTIATE_TEST_SUITE_P(
                       OptCase{"two_seqs_at_a_time", opts(2, 2048, 1)},
                       OptCase{"chunked_queued_paged", opts(2, 5, 4)},
                       OptCase{"page_size_3", opts(64, 2048, 3)},
+                      OptCase{"page_size_64", opts(64, 2048, 64)},
                       OptCase{"budget_1", opts(3, 1, 2)},
                       // A KV cap below one request: the pool holds only the largest request, so
                       // requests queue for pages rather than for sequence slots.
                       OptCase{"kv_cap_queues", opts(64, 2048, 1, 1)}),
     [](const auto& info) { return std::string(info.param.name); });
 
-SamplingConfig seeded(uint64_t seed) { return {0.8f, 0.9f, 50, seed}; }
+SamplingConfig seeded(uint64_t seed) {
+  return {0.8f, 0.9f, 50, seed};
+}
 
 TEST_F(BatchGeneratorTest, SeededSamplingIsReproducibleAndBatchIndependent) {
   GenerationRequest s = req(prompt(8, 21), "poet", 12);
@@ -304,49 +327,49 @@ TEST_F(BatchGeneratorTest, SeededSamplingIsReproducibleAndBatchIndependent) {
 }
 
 TEST_F(BatchGeneratorTest, StopsAtEos) {
-  // Find prompts whose greedy continuation produces the EOS id: one at the first step and,
-  // if possible, one later. 2-token prompts [x, y] over a deterministic spread, in one batch.
+  // Find a prompt whose greedy continuation produces the EOS id: 3-token prompts over a
+  // deterministic spread, all in one batch.
   std::vector<GenerationRequest> probes;
-  for (int32_t x = 3; x < 512; ++x) probes.push_back(req({1, x, (x * 7) % 509 + 3}, "", 6));
+  // (With the demo's seed 42, x = 247 makes EOS its second token; the range stops soon after.)
+  for (int32_t x = 3; x < 280; ++x) probes.push_back(req({1, x, (x * 7) % 509 + 3}, "", 6));
   const auto out = run(probes);
   ASSERT_EQ(out.size(), probes.size());
-  int first_step = -1, later = -1;
-  for (size_t i = 0; i < out.size(); ++i) {
-    const auto& t = out[i].tokens;
-    auto it = std::find(t.begin(), t.end(), kEos);
-    if (it == t.end()) continue;
-    if (it == t.begin() && first_step < 0) first_step = static_cast<int>(i);
-    if (it != t.begin() && later < 0) later = static_cast<int>(i);
+  size_t found = out.size(), eos_at = 0;
+  for (size_t i = 0; i < out.size() && found == out.size(); ++i) {
+    auto it = std::find(out[i].tokens.begin(), out[i].tokens.end(), kEos);
+    if (it != out[i].tokens.end())
+      found = i, eos_at = static_cast<size_t>(it - out[i].tokens.begin());
   }
-  if (first_step < 0 && later < 0)
-    GTEST_SKIP() << "no probe prompt makes the demo model emit EOS greedily";
-  std::printf("[ eos      ] probe with EOS first: %d, probe with EOS later: %d\n", first_step,
-              later);
+  if (found == out.size()) GTEST_SKIP() << "no probe prompt makes the demo model emit EOS greedily";
+  std::printf("[ eos      ] probe %zu emits EOS at step %zu\n", found, eos_at);
+  // Without stop_at_eos the EOS is just another token.
+  EXPECT_EQ(out[found].finish_reason, "length");
+  EXPECT_EQ(out[found].tokens.size(), 6u);
 
-  for (int idx : {first_step, later}) {
-    if (idx < 0) continue;  // that sub-case has no natural prompt in the demo model
-    const size_t eos_at = static_cast<size_t>(
-        std::find(out[idx].tokens.begin(), out[idx].tokens.end(), kEos) - out[idx].tokens.begin());
-    SCOPED_TRACE("probe " + std::to_string(idx) + ", EOS at step " + std::to_string(eos_at));
-    // Without stop_at_eos the EOS is just another token.
-    EXPECT_EQ(out[idx].finish_reason, "length");
-    EXPECT_EQ(out[idx].tokens.size(), 6u);
-
-    GenerationRequest stop = probes[static_cast<size_t>(idx)];
-    stop.stop_at_eos = true;
-    stop.max_tokens = 20;
-    const auto alone = run({stop});
-    ASSERT_EQ(alone[0].tokens.size(), eos_at + 1) << "generation goes on after EOS";
-    EXPECT_EQ(alone[0].tokens.back(), kEos);
+  // Case 1: the probe's prompt (EOS after eos_at other tokens, if eos_at > 0). Case 2: the
+  // probe's prompt plus the tokens it generated before EOS, so EOS is the very first token.
+  GenerationRequest mid = probes[found];
+  GenerationRequest first = probes[found];
+  first.prompt_ids.insert(first.prompt_ids.end(), out[found].tokens.begin(),
+                          out[found].tokens.begin() + static_cast<int64_t>(eos_at));
+  const std::vector<int32_t> mid_want(out[found].tokens.begin(),
+                                      out[found].tokens.begin() + static_cast<int64_t>(eos_at) + 1);
+  for (auto [r, want] : {std::pair{&mid, mid_want}, {&first, std::vector<int32_t>{kEos}}}) {
+    SCOPED_TRACE(r == &mid ? "EOS after " + std::to_string(eos_at) + " tokens" : "EOS first");
+    r->stop_at_eos = true;
+    r->max_tokens = 20;
+    const auto alone = run({*r});
+    ASSERT_EQ(alone.size(), 1u);
+    EXPECT_EQ(alone[0].tokens, want) << "generation must stop right after EOS";
     EXPECT_EQ(alone[0].finish_reason, "stop");
-    EXPECT_EQ(std::vector<int32_t>(out[idx].tokens.begin(), out[idx].tokens.begin() + eos_at + 1),
-              alone[0].tokens);
     EXPECT_EQ(alone[0].logprobs.size(), alone[0].tokens.size());
 
-    // In a batch, the stopped sequence frees its slot and the others run to completion.
+    // In a batch under queueing and chunked prefill, the stopped sequence frees its slot and
+    // pages, and every other request runs to its length unchanged.
     std::vector<GenerationRequest> batch = mixed_requests();
-    batch.insert(batch.begin() + 1, stop);
+    batch.insert(batch.begin() + 1, *r);
     const auto mixed = run(batch, opts(2, 6, 2));
+    ASSERT_EQ(mixed.size(), batch.size());
     expect_same(mixed[1], alone[0], "stopped request inside a batch");
     for (size_t i = 0; i < batch.size(); ++i) {
       if (i == 1) continue;

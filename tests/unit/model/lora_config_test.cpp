@@ -25,8 +25,12 @@ using Json = nlohmann::ordered_json;
 }
 
 Json base_json() {
-  return {{"peft_type", "LORA"},     {"r", 8},          {"lora_alpha", 16},
-          {"bias", "none"},          {"use_dora", false}, {"modules_to_save", nullptr},
+  return {{"peft_type", "LORA"},
+          {"r", 8},
+          {"lora_alpha", 16},
+          {"bias", "none"},
+          {"use_dora", false},
+          {"modules_to_save", nullptr},
           {"target_modules", {"q_proj", "v_proj"}}};
 }
 

@@ -224,9 +224,9 @@ TEST(ModelConfig, HubRopeScalingWithRopeTypeKey) {
 
 TEST(ModelConfig, Transformers5RopeParameters) {
   Json j = llama_json();
-  j["rope_parameters"] = {{"rope_type", "llama3"},     {"rope_theta", 500000.0},
-                          {"factor", 8.0},             {"low_freq_factor", 1.0},
-                          {"high_freq_factor", 4.0},   {"original_max_position_embeddings", 8192}};
+  j["rope_parameters"] = {{"rope_type", "llama3"},   {"rope_theta", 500000.0},
+                          {"factor", 8.0},           {"low_freq_factor", 1.0},
+                          {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
   ModelConfig c = parse_ok(j);
   EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
   EXPECT_EQ(c.rope_scaling.type, "llama3");
@@ -262,11 +262,13 @@ TEST(ModelConfigBad, MissingOrMalformedFile) {
   test::write_file(dir + "/config.json", "{\"architectures\": [\"LlamaForCausalLM\"],");
   EXPECT_TRUE(FailsWith(ModelConfig::load(dir).status(), {dir + "/config.json", "malformed JSON"}));
   test::write_file(dir + "/config.json", "[1, 2]");
-  EXPECT_TRUE(FailsWith(ModelConfig::load(dir).status(), {dir + "/config.json", "not a JSON object"}));
+  EXPECT_TRUE(
+      FailsWith(ModelConfig::load(dir).status(), {dir + "/config.json", "not a JSON object"}));
 }
 
 TEST(ModelConfigBad, UnsupportedArchitecture) {
-  for (const char* arch : {"GPT2LMHeadModel", "LlamaForSequenceClassification", "MixtralForCausalLM"}) {
+  for (const char* arch :
+       {"GPT2LMHeadModel", "LlamaForSequenceClassification", "MixtralForCausalLM"}) {
     SCOPED_TRACE(arch);
     Json j = llama_json();
     j["architectures"] = {arch};
@@ -325,8 +327,7 @@ TEST(ModelConfigBad, UnsupportedOrIncompleteRopeScaling) {
   j["rope_scaling"] = {{"type", "linear"}};
   EXPECT_TRUE(FailsWith(ModelConfig::from_json(j).status(), {"linear", "factor"}));
   j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}};
-  EXPECT_TRUE(
-      FailsWith(ModelConfig::from_json(j).status(), {"original_max_position_embeddings"}));
+  EXPECT_TRUE(FailsWith(ModelConfig::from_json(j).status(), {"original_max_position_embeddings"}));
   j["rope_scaling"] = {{"rope_type", "llama3"},
                        {"factor", 8.0},
                        {"low_freq_factor", 4.0},
@@ -342,9 +343,8 @@ TEST(ModelConfigBad, Qwen2SlidingWindowRefused) {
   EXPECT_TRUE(FailsWith(ModelConfig::from_json(j).status(), {"use_sliding_window"}));
 }
 
-// BUG (src/model/model_config.cpp, ModelConfig::from_json): num_attention_heads and head_dim are
-// each range-checked but not their product, so q_dim() = num_heads * head_dim overflows int32
-// (UB; under UBSan LlamaModel::load aborts). A config must be refused before that can happen.
+// Regression: num_attention_heads and head_dim were each range-checked but not their product, so
+// q_dim() = num_heads * head_dim could overflow int32. A config must be refused before that.
 TEST(ModelConfigBad, HeadsTimesHeadDimMustFitInt32) {
   Json j = llama_json();
   j["num_attention_heads"] = 1 << 22;
@@ -358,7 +358,8 @@ TEST(ModelConfigBad, HeadsTimesHeadDimMustFitInt32) {
 // HF _compute_default_rope_parameters: 1 / theta ** (arange(0, dim, 2) / dim).
 std::vector<double> hf_default(double theta, int dim) {
   std::vector<double> inv;
-  for (int i = 0; i < dim; i += 2) inv.push_back(1.0 / std::pow(theta, static_cast<double>(i) / dim));
+  for (int i = 0; i < dim; i += 2)
+    inv.push_back(1.0 / std::pow(theta, static_cast<double>(i) / dim));
   return inv;
 }
 

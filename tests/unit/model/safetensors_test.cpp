@@ -186,12 +186,14 @@ TEST(SafetensorsBad, TruncatedInTheData) {
   ASSERT_TRUE(write_safetensors(path, {{"w", DType::kF32, {64}, bytes_of(v)}}).ok());
   const std::string raw = test::read_file(path);
   test::write_file(path, raw.substr(0, raw.size() - 10));
-  EXPECT_TRUE(FailsWith(SafetensorsFile::open(path).status(), {path, "'w'", "beyond", "truncated"}));
+  EXPECT_TRUE(
+      FailsWith(SafetensorsFile::open(path).status(), {path, "'w'", "beyond", "truncated"}));
 }
 
 TEST(SafetensorsBad, HeaderLengthBomb) {
-  for (uint64_t len : {std::numeric_limits<uint64_t>::max(), SafetensorsFile::kMaxHeaderBytes + 1,
-                       1ull << 62}) {
+  for (uint64_t len :
+       std::initializer_list<uint64_t>{std::numeric_limits<uint64_t>::max(),
+                                       SafetensorsFile::kMaxHeaderBytes + 1, 1ull << 62}) {
     SCOPED_TRACE(len);
     const std::string path = test::temp_dir("st") + "/bomb.safetensors";
     test::write_file(path, le64(len) + "{}");
@@ -374,8 +376,8 @@ TEST(WeightFilesBad, TruncatedSingleFile) {
 }
 
 TEST(WeightFilesBad, ShardNameWithSlashOrDotDot) {
-  for (const char* shard : {"../model-00001-of-00016.safetensors", "..", "sub/x.safetensors",
-                            "/etc/passwd", ""}) {
+  for (const char* shard :
+       {"../model-00001-of-00016.safetensors", "..", "sub/x.safetensors", "/etc/passwd", ""}) {
     SCOPED_TRACE(shard);
     const std::string dir = copy_fixture("gqa_bf16");
     const std::string index = dir + "/model.safetensors.index.json";
