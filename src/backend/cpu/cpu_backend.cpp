@@ -1,6 +1,8 @@
 // CPU memory (64-byte aligned host allocations) and the backend factory.
 #include "backend/cpu/cpu_backend.h"
 
+#include <cblas.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -8,6 +10,11 @@
 #include "base/check.h"
 
 namespace ls {
+
+// One thread pool: OpenMP. OpenBLAS's own threads would spin against it on few cores.
+CpuBackend::CpuBackend() {
+  openblas_set_num_threads(1);
+}
 
 Buffer CpuBackend::alloc(size_t bytes) {
   size_t rounded = (bytes + 63) / 64 * 64;

@@ -8,6 +8,7 @@ namespace ls {
 
 class CpuBackend final : public Backend {
  public:
+  CpuBackend();
   std::string_view name() const override { return "cpu"; }
 
   Buffer alloc(size_t bytes) override;

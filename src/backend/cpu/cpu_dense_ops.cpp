@@ -1,6 +1,9 @@
 // CPU dense ops: embedding, RMSNorm (plain and fused with the residual add), GEMM, SiLU-mul, RoPE.
 #include <cblas.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -50,13 +53,25 @@ void CpuBackend::add_rms_norm(float* residual, const float* delta, const Weight&
   }
 }
 
+// OpenBLAS runs single-threaded (see the constructor); large GEMMs are split over the output
+// columns (weight rows) across OpenMP threads, so only one thread pool ever spins.
 void CpuBackend::gemm(const float* x, int64_t n, const Weight& w, const Weight* bias, float* out,
                       bool accumulate) {
   if (n == 0) return;
   const int64_t m = w.rows, k = w.cols;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(m),
-              static_cast<int>(k), 1.0f, x, static_cast<int>(k), wf(w), static_cast<int>(k),
-              accumulate ? 1.0f : 0.0f, out, static_cast<int>(m));
+  const float* wp = wf(w);
+  const int64_t work = n * m * k;
+  const int threads = work >= (1 << 18) ? omp_get_max_threads() : 1;
+  const int64_t chunk = (m + threads - 1) / threads;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int t = 0; t < threads; ++t) {
+    const int64_t m0 = t * chunk, m1 = std::min(m, m0 + chunk);
+    if (m0 >= m1) continue;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n),
+                static_cast<int>(m1 - m0), static_cast<int>(k), 1.0f, x, static_cast<int>(k),
+                wp + m0 * k, static_cast<int>(k), accumulate ? 1.0f : 0.0f, out + m0,
+                static_cast<int>(m));
+  }
   if (bias && !bias->empty()) {
     const float* b = wf(*bias);
     for (int64_t r = 0; r < n; ++r)
