@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp}
 NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-cmake --preset cuda -DCMAKE_CUDA_COMPILER="$NVCC" -DLORASERVE_BENCH=OFF >"$OUT/gpu_configure.log" 2>&1 ||
+cmake --preset cuda -DCMAKE_CUDA_COMPILER="$NVCC" -DLORASERVE_BENCH=OFF -DLORASERVE_TEXT=OFF >"$OUT/gpu_configure.log" 2>&1 ||
   { tail -20 "$OUT/gpu_configure.log"; exit 1; }
 cmake --build --preset cuda -j"$(nproc)" --target cuda_ops_test >"$OUT/gpu_build.log" 2>&1 ||
   { tail -30 "$OUT/gpu_build.log"; exit 1; }
