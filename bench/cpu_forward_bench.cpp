@@ -12,7 +12,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "memory/kv_cache.h"
+#include "memory/page_pool.h"
+#include "memory/page_store.h"
+#include "model/adapter_layout.h"
 #include "model/demo_model.h"
 #include "model/llama_model.h"
 
@@ -21,7 +23,7 @@ namespace {
 
 // B sequences; each feeds `new_tokens` tokens after `context` cached ones (pages contiguous).
 ForwardBatch make_batch(int32_t batch, int32_t context, int32_t new_tokens, int32_t vocab,
-                        const std::vector<const DeviceAdapter*>& adapters) {
+                        const std::vector<const ResidentAdapter*>& adapters) {
   ForwardBatch fb;
   fb.kv_indptr.push_back(0);
   fb.lora_slots = adapters;
@@ -43,7 +45,7 @@ ForwardBatch make_batch(int32_t batch, int32_t context, int32_t new_tokens, int3
   return fb;
 }
 
-double median_seconds(const LlamaModel& model, const ForwardBatch& fb, const KvCache& kv,
+double median_seconds(const LlamaModel& model, const ForwardBatch& fb, const PageStore& kv,
                       int reps) {
   model.forward(fb, kv);  // warm-up
   std::vector<double> t;
@@ -79,17 +81,26 @@ int main(int argc, char** argv) {
   auto model = ls::LlamaModel::load(dir + "/model", *backend);
   if (!model.ok()) return std::fprintf(stderr, "%s\n", model.status().message().c_str()), 1;
   const auto& c = model.value()->config();
-  std::vector<ls::DeviceAdapter> dev;
+  const int32_t max_batch = 32, per_seq = std::max(prompt, context + 1);
+  // KV of max_batch sequences, then the adapters' pages, all in one pool.
+  const int32_t kv_pages = max_batch * per_seq;
+  ls::PagePool pool(kv_pages + 4096);
+  ls::PageStore kv(*backend, c.num_layers, pool.num_pages(), 1, c.kv_dim());
+  ls::PageList kv_list(&pool, ls::PageKind::kKv);
+  if (!kv_list.grow(static_cast<size_t>(kv_pages)).ok()) return 1;
+  std::vector<ls::ResidentAdapter> dev;
   for (const auto& a : demo.value()) {
     auto host = ls::load_lora_adapter(a.dir, a.name, c);
     if (!host.ok()) return std::fprintf(stderr, "%s\n", host.status().message().c_str()), 1;
-    dev.push_back(model.value()->upload_adapter(host.value()));
+    ls::PageList pages(&pool, ls::PageKind::kAdapter);
+    if (!pages.grow(static_cast<size_t>(ls::adapter_pages_needed(host.value(), c, kv))).ok())
+      return 1;
+    dev.push_back(ls::place_adapter(host.value(), c, std::move(pages), kv));
+    ls::copy_adapter(host.value(), c, dev.back(), *backend);
   }
-  std::vector<const ls::DeviceAdapter*> mixed;
+  std::vector<const ls::ResidentAdapter*> mixed;
   for (const auto& d : dev) mixed.push_back(&d);
 
-  const int32_t max_batch = 32, per_seq = std::max(prompt, context + 1);
-  ls::KvCache kv(*backend, c.num_layers, max_batch * per_seq, 1, c.kv_dim());
   nlohmann::ordered_json rows = nlohmann::ordered_json::array();
   std::printf("%-8s %-6s %-9s %12s %12s\n", "phase", "batch", "adapters", "ms/forward", "tokens/s");
   for (const char* phase : {"prefill", "decode"}) {
@@ -97,7 +108,7 @@ int main(int argc, char** argv) {
       for (bool with_lora : {false, true}) {
         const bool prefill = std::string(phase) == "prefill";
         auto fb = ls::make_batch(batch, prefill ? 0 : context, prefill ? prompt : 1, c.vocab_size,
-                                 with_lora ? mixed : std::vector<const ls::DeviceAdapter*>{});
+                                 with_lora ? mixed : std::vector<const ls::ResidentAdapter*>{});
         if (!prefill)
           model.value()->forward(ls::make_batch(batch, 0, context, c.vocab_size, {}), kv);
         double sec = ls::median_seconds(*model.value(), fb, kv, reps);

@@ -92,7 +92,7 @@ int run_generate(const GenerateFlags& f) {
   auto backend = make_cpu_backend();
   auto model = LlamaModel::load(f.model, *backend);
   if (!model.ok()) return fail(model.status().message());
-  std::map<std::string, DeviceAdapter> adapters;
+  BatchGenerator::AdapterMap adapters;
   for (const std::string& spec : f.loras) {
     auto eq = spec.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
@@ -101,7 +101,7 @@ int run_generate(const GenerateFlags& f) {
     if (adapters.count(name)) return fail("--lora: adapter name '" + name + "' given twice");
     auto host = load_lora_adapter(dir, name, model.value()->config(), {f.max_lora_rank});
     if (!host.ok()) return fail(host.status().message());
-    adapters.emplace(name, model.value()->upload_adapter(host.value()));
+    adapters.emplace(name, std::make_shared<const LoraAdapter>(std::move(host).value()));
   }
   BatchGeneratorOptions opts;
   opts.max_num_seqs = f.max_num_seqs;

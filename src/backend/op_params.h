@@ -36,18 +36,24 @@ struct AttentionBatch {
   int32_t sliding_window = 0;  // 0: none; else keys in (pos - window, pos]
 };
 
-// The LoRA factors of one module (say layer 3's q_proj) for every adapter slot in the batch.
-// A slot whose adapter does not touch this module has rank 0.
+// The LoRA factors of one module (say layer 3's q_proj) for every adapter slot in the batch,
+// read through page tables: each row of A [rank, in_dim] and of B^T [rank, out_dim] is split
+// into chunks of `chunk_floats` floats (one page's K or V block of this layer); chunk k of row j
+// of slot s's A is chunks[a_first[s] + j * ceil(in_dim / chunk_floats) + k] and holds elements
+// [k * chunk_floats, min(in_dim, (k + 1) * chunk_floats)). A slot whose adapter does not touch
+// this module has rank 0.
 struct LoraModuleBatch {
   int32_t num_slots = 0;
-  int32_t max_rank = 0;                 // v is [n, max_rank]
-  int64_t in_dim = 0;                   // columns of A
-  int64_t out_dim = 0;                  // columns of B^T
-  const float* const* a = nullptr;      // [num_slots] -> A [rank, in_dim]
-  const float* const* bt = nullptr;     // [num_slots] -> B^T [rank, out_dim]
-  const int32_t* rank = nullptr;        // [num_slots]
-  const float* scale = nullptr;         // [num_slots] alpha / r (or alpha / sqrt(r) with rslora)
-  const int32_t* token_slot = nullptr;  // [n] slot of each token, -1 for none
+  int32_t max_rank = 0;  // v is [n, max_rank]
+  int64_t in_dim = 0;
+  int64_t out_dim = 0;
+  int64_t chunk_floats = 0;
+  const float* const* chunks = nullptr;  // chunk pointers of every slot's A and B^T rows
+  const int64_t* a_first = nullptr;      // [num_slots] index of A row 0, chunk 0 in `chunks`
+  const int64_t* bt_first = nullptr;     // [num_slots] index of B^T row 0, chunk 0
+  const int32_t* rank = nullptr;         // [num_slots]
+  const float* scale = nullptr;          // [num_slots] alpha / r (or alpha / sqrt(r) with rslora)
+  const int32_t* token_slot = nullptr;   // [n] slot of each token, -1 for none
   // Runs of consecutive tokens with one slot (prefill), built once per forward.
   int32_t num_segments = 0;
   const int32_t* seg_start = nullptr;  // [num_segments + 1] token offsets

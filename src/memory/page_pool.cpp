@@ -22,9 +22,15 @@ int32_t PagePool::num_free() const {
   return static_cast<int32_t>(free_.size());
 }
 
-bool PagePool::take(size_t count, std::vector<int32_t>* out) {
+int32_t PagePool::num_used(PageKind kind) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return used_[static_cast<int32_t>(kind)];
+}
+
+bool PagePool::take(size_t count, PageKind kind, std::vector<int32_t>* out) {
   std::lock_guard<std::mutex> lock(mu_);
   if (free_.size() < count) return false;
+  used_[static_cast<int32_t>(kind)] += static_cast<int32_t>(count);
   for (size_t i = 0; i < count; ++i) {
     out->push_back(free_.back());
     free_.pop_back();
@@ -32,8 +38,9 @@ bool PagePool::take(size_t count, std::vector<int32_t>* out) {
   return true;
 }
 
-void PagePool::give_back(const std::vector<int32_t>& pages) {
+void PagePool::give_back(const std::vector<int32_t>& pages, PageKind kind) {
   std::lock_guard<std::mutex> lock(mu_);
+  used_[static_cast<int32_t>(kind)] -= static_cast<int32_t>(pages.size());
   for (auto it = pages.rbegin(); it != pages.rend(); ++it) free_.push_back(*it);
   LS_CHECK(free_.size() <= static_cast<size_t>(num_pages_));
 }
@@ -46,6 +53,7 @@ PageList& PageList::operator=(PageList&& other) noexcept {
   if (this != &other) {
     release();
     pool_ = std::exchange(other.pool_, nullptr);
+    kind_ = other.kind_;
     pages_ = std::move(other.pages_);
     other.pages_.clear();
   }
@@ -58,7 +66,7 @@ PageList::~PageList() {
 
 Status PageList::grow(size_t count) {
   LS_CHECK(pool_ != nullptr);
-  if (!pool_->take(count, &pages_)) {
+  if (!pool_->take(count, kind_, &pages_)) {
     return resource_exhausted("page pool exhausted: need " + std::to_string(count) + " pages, " +
                               std::to_string(pool_->num_free()) + " free");
   }
@@ -66,7 +74,7 @@ Status PageList::grow(size_t count) {
 }
 
 void PageList::release() {
-  if (pool_ && !pages_.empty()) pool_->give_back(pages_);
+  if (pool_ && !pages_.empty()) pool_->give_back(pages_, kind_);
   pages_.clear();
 }
 

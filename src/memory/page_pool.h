@@ -13,10 +13,13 @@ namespace ls {
 
 class PagePool;
 
+// Who owns a page: the pool counts both kinds, since they compete for one free list.
+enum class PageKind : int32_t { kKv = 0, kAdapter = 1 };
+
 class PageList {
  public:
   PageList() = default;
-  explicit PageList(PagePool* pool) : pool_(pool) {}
+  explicit PageList(PagePool* pool, PageKind kind = PageKind::kKv) : pool_(pool), kind_(kind) {}
   PageList(PageList&& other) noexcept;
   PageList& operator=(PageList&& other) noexcept;
   PageList(const PageList&) = delete;
@@ -31,6 +34,7 @@ class PageList {
 
  private:
   PagePool* pool_ = nullptr;
+  PageKind kind_ = PageKind::kKv;
   std::vector<int32_t> pages_;
 };
 
@@ -44,15 +48,17 @@ class PagePool {
   int32_t num_pages() const { return num_pages_; }
   int32_t num_free() const;
   int32_t num_used() const { return num_pages_ - num_free(); }
+  int32_t num_used(PageKind kind) const;
 
  private:
   friend class PageList;
-  bool take(size_t count, std::vector<int32_t>* out);
-  void give_back(const std::vector<int32_t>& pages);
+  bool take(size_t count, PageKind kind, std::vector<int32_t>* out);
+  void give_back(const std::vector<int32_t>& pages, PageKind kind);
 
   const int32_t num_pages_;
   mutable std::mutex mu_;
   std::vector<int32_t> free_;  // LIFO: recently freed pages are reused first (warm in cache)
+  int32_t used_[2] = {0, 0};   // by PageKind
 };
 
 }  // namespace ls

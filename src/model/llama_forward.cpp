@@ -16,58 +16,54 @@ namespace ls {
 
 namespace {
 
-// Host-built LoRA tables for the whole forward, uploaded in one buffer.
+// Host-built LoRA tables for the whole forward, uploaded once: all chunk pointers of every
+// (layer, module, slot), per-(module, slot) first-chunk indices, ranks and scales, the slot of
+// each token and the runs of tokens sharing a slot.
 class LoraTables {
  public:
-  LoraTables(Backend& backend, const ModelConfig& c, const ForwardBatch& b) {
+  LoraTables(Backend& backend, const ModelConfig& c, const ForwardBatch& b, int64_t chunk_floats)
+      : chunk_floats_(chunk_floats) {
     num_slots_ = static_cast<int32_t>(b.lora_slots.size());
     n_ = static_cast<int64_t>(b.tokens.size());
     if (num_slots_ == 0) return;
-    const size_t per_module = static_cast<size_t>(num_slots_);
+    const size_t ns = static_cast<size_t>(num_slots_);
     const size_t modules = static_cast<size_t>(c.num_layers) * kNumLoraTargets;
-    std::vector<const float*> ptrs(2 * modules * per_module, nullptr);
-    std::vector<int32_t> ints(modules * per_module + 2 * static_cast<size_t>(n_) + 1, 0);
-    std::vector<float> scales(modules * per_module, 0.0f);
+    std::vector<const float*> chunks;
+    std::vector<int64_t> firsts(2 * modules * ns, 0);  // a_first then bt_first per module
+    std::vector<int32_t> ranks(modules * ns, 0);
+    std::vector<float> scales(modules * ns, 0.0f);
     max_rank_.assign(modules, 0);
     for (size_t m = 0; m < modules; ++m) {
       const size_t layer = m / kNumLoraTargets, target = m % kNumLoraTargets;
-      for (size_t s = 0; s < per_module; ++s) {
+      for (size_t s = 0; s < ns; ++s) {
         const auto& mod = b.lora_slots[s]->layers[layer][target];
         if (!mod) continue;
-        ptrs[(2 * m) * per_module + s] = static_cast<const float*>(mod->a.data);
-        ptrs[(2 * m + 1) * per_module + s] = static_cast<const float*>(mod->bt.data);
-        ints[m * per_module + s] = mod->rank;
-        scales[m * per_module + s] = mod->scale;
+        LS_CHECK(b.lora_slots[s]->chunk_floats == chunk_floats);
+        firsts[(2 * m) * ns + s] = static_cast<int64_t>(chunks.size());
+        chunks.insert(chunks.end(), mod->a_chunks.begin(), mod->a_chunks.end());
+        firsts[(2 * m + 1) * ns + s] = static_cast<int64_t>(chunks.size());
+        chunks.insert(chunks.end(), mod->bt_chunks.begin(), mod->bt_chunks.end());
+        ranks[m * ns + s] = mod->rank;
+        scales[m * ns + s] = mod->scale;
         max_rank_[m] = std::max(max_rank_[m], mod->rank);
       }
     }
-    // token slots, then segment starts and slots (runs of equal slot)
-    const size_t tok_off = modules * per_module;
-    std::copy(b.token_lora_slot.begin(), b.token_lora_slot.end(),
-              ints.begin() + static_cast<int64_t>(tok_off));
-    std::vector<int32_t> seg_start, seg_slot;
+    std::vector<int32_t> tok(b.token_lora_slot), seg_start, seg_slot;
     for (int64_t t = 0; t < n_; ++t) {
-      if (t == 0 || b.token_lora_slot[static_cast<size_t>(t)] !=
-                        b.token_lora_slot[static_cast<size_t>(t - 1)]) {
+      if (t == 0 || tok[static_cast<size_t>(t)] != tok[static_cast<size_t>(t - 1)]) {
         seg_start.push_back(static_cast<int32_t>(t));
-        seg_slot.push_back(b.token_lora_slot[static_cast<size_t>(t)]);
+        seg_slot.push_back(tok[static_cast<size_t>(t)]);
       }
     }
     num_segments_ = static_cast<int32_t>(seg_slot.size());
     seg_start.push_back(static_cast<int32_t>(n_));
-    ints.resize(tok_off + static_cast<size_t>(n_) + seg_start.size() + seg_slot.size());
-    std::copy(seg_start.begin(), seg_start.end(),
-              ints.begin() + static_cast<int64_t>(tok_off) + n_);
-    std::copy(
-        seg_slot.begin(), seg_slot.end(),
-        ints.begin() + static_cast<int64_t>(tok_off) + n_ + static_cast<int64_t>(seg_start.size()));
-    ptr_buf_ = upload(backend, ptrs);
-    int_buf_ = upload(backend, ints);
+    chunk_buf_ = upload(backend, chunks);
+    first_buf_ = upload(backend, firsts);
+    rank_buf_ = upload(backend, ranks);
     scale_buf_ = upload(backend, scales);
-    tok_off_ = tok_off;
-    seg_off_ = tok_off + static_cast<size_t>(n_);
-    seg_slot_off_ = seg_off_ + seg_start.size();
-    per_module_ = per_module;
+    tok_buf_ = upload(backend, tok);
+    seg_start_buf_ = upload(backend, seg_start);
+    seg_slot_buf_ = upload(backend, seg_slot);
   }
 
   int32_t max_rank_overall() const {
@@ -76,26 +72,28 @@ class LoraTables {
     return r;
   }
 
-  // The op view for module `target` of `layer`; rank 0 everywhere means nothing to do.
+  // The op view for module `target` of `layer`; nullopt when no slot touches it.
   std::optional<LoraModuleBatch> module(const ModelConfig& c, int32_t layer, LoraTarget target,
                                         int32_t v_stride) const {
     if (num_slots_ == 0) return std::nullopt;
     const size_t m = static_cast<size_t>(layer) * kNumLoraTargets + static_cast<size_t>(target);
     if (max_rank_[m] == 0) return std::nullopt;
+    const size_t ns = static_cast<size_t>(num_slots_);
     LoraModuleBatch lb;
     lb.num_slots = num_slots_;
     lb.max_rank = v_stride;
     lb.in_dim = lora_in_dim(c, target);
     lb.out_dim = lora_out_dim(c, target);
-    auto* ptrs = ptr_buf_.as<const float*>();
-    lb.a = ptrs + (2 * m) * per_module_;
-    lb.bt = ptrs + (2 * m + 1) * per_module_;
-    lb.rank = int_buf_.as<int32_t>() + m * per_module_;
-    lb.scale = scale_buf_.as<float>() + m * per_module_;
-    lb.token_slot = int_buf_.as<int32_t>() + tok_off_;
+    lb.chunk_floats = chunk_floats_;
+    lb.chunks = chunk_buf_.as<const float*>();
+    lb.a_first = first_buf_.as<int64_t>() + (2 * m) * ns;
+    lb.bt_first = first_buf_.as<int64_t>() + (2 * m + 1) * ns;
+    lb.rank = rank_buf_.as<int32_t>() + m * ns;
+    lb.scale = scale_buf_.as<float>() + m * ns;
+    lb.token_slot = tok_buf_.as<int32_t>();
     lb.num_segments = num_segments_;
-    lb.seg_start = int_buf_.as<int32_t>() + seg_off_;
-    lb.seg_slot = int_buf_.as<int32_t>() + seg_slot_off_;
+    lb.seg_start = seg_start_buf_.as<int32_t>();
+    lb.seg_slot = seg_slot_buf_.as<int32_t>();
     return lb;
   }
 
@@ -107,12 +105,12 @@ class LoraTables {
     return buf;
   }
 
+  int64_t chunk_floats_ = 0;
   int32_t num_slots_ = 0;
   int32_t num_segments_ = 0;
   int64_t n_ = 0;
-  size_t per_module_ = 0, tok_off_ = 0, seg_off_ = 0, seg_slot_off_ = 0;
   std::vector<int32_t> max_rank_;  // [layers * targets]
-  Buffer ptr_buf_, int_buf_, scale_buf_;
+  Buffer chunk_buf_, first_buf_, rank_buf_, scale_buf_, tok_buf_, seg_start_buf_, seg_slot_buf_;
 };
 
 template <typename T>
@@ -124,7 +122,7 @@ Buffer upload_vec(Backend& backend, const std::vector<T>& v) {
 
 }  // namespace
 
-Buffer LlamaModel::forward(const ForwardBatch& b, const KvCache& kv) const {
+Buffer LlamaModel::forward(const ForwardBatch& b, const PageStore& kv) const {
   const ModelConfig& c = config_;
   Backend& be = backend_;
   const int64_t n = static_cast<int64_t>(b.tokens.size());
@@ -140,7 +138,7 @@ Buffer LlamaModel::forward(const ForwardBatch& b, const KvCache& kv) const {
   Buffer d_slots = upload_vec(be, b.slot_mapping);
   Buffer d_indptr = upload_vec(be, b.kv_indptr);
   Buffer d_indices = upload_vec(be, b.kv_indices);
-  LoraTables lora(be, c, b);
+  LoraTables lora(be, c, b, kv.chunk_floats());
   const int32_t v_stride = std::max(1, lora.max_rank_overall());
 
   auto f32 = [&](int64_t count) { return be.alloc(static_cast<size_t>(count) * sizeof(float)); };

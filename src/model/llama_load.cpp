@@ -79,27 +79,4 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& dir, Bac
   return m;
 }
 
-DeviceAdapter LlamaModel::upload_adapter(const LoraAdapter& adapter) const {
-  DeviceAdapter d;
-  d.name = adapter.name;
-  d.max_rank = adapter.max_rank;
-  d.layers.resize(adapter.layers.size());
-  for (size_t l = 0; l < adapter.layers.size(); ++l) {
-    for (int32_t t = 0; t < kNumLoraTargets; ++t) {
-      const auto& src = adapter.layers[l][static_cast<size_t>(t)];
-      if (!src) continue;
-      const auto target = static_cast<LoraTarget>(t);
-      DeviceLoraModule dm;
-      dm.rank = src->rank;
-      dm.scale = src->scale;
-      dm.a =
-          backend_.make_weight(DType::kF32, src->a.data(), src->rank, lora_in_dim(config_, target));
-      dm.bt = backend_.make_weight(DType::kF32, src->bt.data(), src->rank,
-                                   lora_out_dim(config_, target));
-      d.layers[l][static_cast<size_t>(t)] = std::move(dm);
-    }
-  }
-  return d;
-}
-
 }  // namespace ls

@@ -9,24 +9,12 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "memory/kv_cache.h"
+#include "memory/page_store.h"
+#include "model/adapter_layout.h"
 #include "model/lora_adapter.h"
 #include "model/model_config.h"
 
 namespace ls {
-
-// One adapter's factors on the backend, ready for the LoRA ops.
-struct DeviceLoraModule {
-  int32_t rank = 0;
-  float scale = 0.0f;
-  Weight a;   // [rank, in_dim] fp32
-  Weight bt;  // [rank, out_dim] fp32
-};
-struct DeviceAdapter {
-  std::string name;
-  int32_t max_rank = 0;
-  std::vector<std::array<std::optional<DeviceLoraModule>, kNumLoraTargets>> layers;
-};
 
 // Everything one forward needs, built on the host once per step (plain data).
 struct ForwardBatch {
@@ -37,8 +25,8 @@ struct ForwardBatch {
   std::vector<int32_t> kv_indptr;        // [num_seqs + 1]
   std::vector<int32_t> kv_indices;       // [kv_indptr.back()] pages of each sequence in order
   std::vector<int32_t> token_lora_slot;  // [n] index into lora_slots, -1 for the base model
-  std::vector<const DeviceAdapter*> lora_slots;  // [num_slots] distinct adapters of the batch
-  std::vector<int32_t> logit_rows;               // token rows whose next-token logits are wanted
+  std::vector<const ResidentAdapter*> lora_slots;  // [num_slots] distinct adapters of the batch
+  std::vector<int32_t> logit_rows;                 // token rows whose next-token logits are wanted
   int32_t num_seqs() const { return static_cast<int32_t>(kv_indptr.size()) - 1; }
 };
 
@@ -50,10 +38,9 @@ class LlamaModel {
   const ModelConfig& config() const { return config_; }
   Backend& backend() const { return backend_; }
 
-  DeviceAdapter upload_adapter(const LoraAdapter& adapter) const;
-
-  // Runs the batch; returns logits [logit_rows.size(), vocab] in backend memory.
-  Buffer forward(const ForwardBatch& batch, const KvCache& kv) const;
+  // Runs the batch; returns logits [logit_rows.size(), vocab] in backend memory. K/V of the
+  // batch's tokens are written into `store`; adapters are read from their pages there.
+  Buffer forward(const ForwardBatch& batch, const PageStore& store) const;
 
  private:
   struct Layer {

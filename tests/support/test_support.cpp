@@ -81,7 +81,7 @@ LoadedModel load_model(const std::string& model_dir,
   for (const auto& [name, dir] : adapter_dirs) {
     auto a = load_lora_adapter(dir, name, m.model->config());
     EXPECT_TRUE(a.ok()) << a.status().message();
-    if (a.ok()) m.adapters.emplace(name, m.model->upload_adapter(a.value()));
+    if (a.ok()) m.adapters.emplace(name, std::make_shared<const LoraAdapter>(std::move(a).value()));
   }
   return m;
 }

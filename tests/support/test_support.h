@@ -7,6 +7,7 @@
 
 #include "backend/backend.h"
 #include "model/llama_model.h"
+#include "model/lora_adapter.h"
 
 namespace ls::test {
 
@@ -29,7 +30,7 @@ CommandResult run_loraserve(const std::string& args);
 struct LoadedModel {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<LlamaModel> model;
-  std::map<std::string, DeviceAdapter> adapters;
+  std::map<std::string, std::shared_ptr<const LoraAdapter>> adapters;
 };
 LoadedModel load_model(const std::string& model_dir,
                        const std::map<std::string, std::string>& adapter_dirs);

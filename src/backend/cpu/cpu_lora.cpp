@@ -1,6 +1,11 @@
-// CPU LoRA shrink/expand over runs of tokens that share an adapter slot: one GEMM per run
-// (prefill runs are long, decode runs one token), heterogeneous ranks in one call.
+// CPU LoRA shrink/expand over runs of tokens that share an adapter slot: the slot's paged rows
+// are gathered into a contiguous matrix, then one GEMM per run (prefill runs are long, decode
+// runs one token); heterogeneous ranks in one call.
 #include <cblas.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
 
 #include "backend/cpu/cpu_backend.h"
 #include "base/check.h"
@@ -19,29 +24,48 @@ void for_each_run(const int32_t* token_slot, int64_t n, Fn fn) {
     start = end;
   }
 }
+
+// Copies `rank` paged rows of width `dim` into a contiguous [rank, dim] matrix.
+void gather_rows(const LoraModuleBatch& l, int64_t first, int32_t rank, int64_t dim,
+                 std::vector<float>* out) {
+  const int64_t cf = l.chunk_floats;
+  const int64_t per_row = (dim + cf - 1) / cf;
+  out->resize(static_cast<size_t>(rank * dim));
+  for (int32_t j = 0; j < rank; ++j)
+    for (int64_t k = 0; k < per_row; ++k) {
+      const int64_t len = std::min(cf, dim - k * cf);
+      std::memcpy(out->data() + j * dim + k * cf, l.chunks[first + j * per_row + k],
+                  sizeof(float) * static_cast<size_t>(len));
+    }
+}
+
 }  // namespace
 
 void CpuBackend::lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, float* v) {
+  std::vector<float> a;
   for_each_run(l.token_slot, n, [&](int64_t t0, int64_t rows, int32_t s) {
     LS_CHECK(s < l.num_slots);
     const int32_t r = l.rank[s];
     if (r == 0) return;
     LS_CHECK(r <= l.max_rank);
+    gather_rows(l, l.a_first[s], r, l.in_dim, &a);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), r,
                 static_cast<int>(l.in_dim), 1.0f, x + t0 * l.in_dim, static_cast<int>(l.in_dim),
-                l.a[s], static_cast<int>(l.in_dim), 0.0f, v + t0 * l.max_rank, l.max_rank);
+                a.data(), static_cast<int>(l.in_dim), 0.0f, v + t0 * l.max_rank, l.max_rank);
   });
 }
 
 void CpuBackend::lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, float* y) {
+  std::vector<float> bt;
   for_each_run(l.token_slot, n, [&](int64_t t0, int64_t rows, int32_t s) {
     LS_CHECK(s < l.num_slots);
     const int32_t r = l.rank[s];
     if (r == 0) return;
     LS_CHECK(r <= l.max_rank);
+    gather_rows(l, l.bt_first[s], r, l.out_dim, &bt);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
                 static_cast<int>(l.out_dim), r, l.scale[s], v + t0 * l.max_rank, l.max_rank,
-                l.bt[s], static_cast<int>(l.out_dim), 1.0f, y + t0 * l.out_dim,
+                bt.data(), static_cast<int>(l.out_dim), 1.0f, y + t0 * l.out_dim,
                 static_cast<int>(l.out_dim));
   });
 }

@@ -408,12 +408,35 @@ TEST_P(Lora, ShrinkExpandHeterogeneousRanks) {
   const std::vector<int32_t> token_slot = {0, 0, 0,  1, 2, 1, 2, -1, -1, 3, 3, 3, 3,  4,
                                            4, 0, -1, 3, 1, 1, 2, 2,  2,  0, 4, 3, -1, 2};
   const int64_t n = static_cast<int64_t>(token_slot.size());
-  std::vector<const float*> a_ptrs, bt_ptrs;
+  // Rows live in chunks of 16 floats scattered (shuffled) over one page buffer, as adapter rows
+  // do in the page pool; 48 = 3 whole chunks, 40 = 2 chunks and a partial one.
+  const int64_t chunk = 16;
+  const int64_t in_chunks = (in + chunk - 1) / chunk, out_chunks = (out_dim + chunk - 1) / chunk;
+  int64_t total_chunks = 0;
+  for (const auto& s : slots) total_chunks += s.rank * (in_chunks + out_chunks);
+  std::vector<float> pages(static_cast<size_t>(total_chunks * chunk), kNaN);
+  std::vector<int64_t> order(static_cast<size_t>(total_chunks));
+  for (int64_t i = 0; i < total_chunks; ++i) order[i] = i;
+  for (int64_t i = total_chunks - 1; i > 0; --i)
+    std::swap(order[i], order[static_cast<int64_t>(rng.next_u64() % static_cast<uint64_t>(i + 1))]);
+  std::vector<const float*> chunks;
+  auto add_rows = [&](const std::vector<float>& m, int32_t rank, int64_t dim) {
+    for (int32_t j = 0; j < rank; ++j)
+      for (int64_t k = 0; k * chunk < dim; ++k) {
+        float* dst = pages.data() + order[chunks.size()] * chunk;
+        const int64_t len = std::min(chunk, dim - k * chunk);
+        std::copy(m.begin() + j * dim + k * chunk, m.begin() + j * dim + k * chunk + len, dst);
+        chunks.push_back(dst);
+      }
+  };
+  std::vector<int64_t> a_first, bt_first;
   std::vector<int32_t> ranks;
   std::vector<float> scales;
   for (const auto& s : slots) {
-    a_ptrs.push_back(s.rank ? s.a.data() : nullptr);
-    bt_ptrs.push_back(s.rank ? s.bt.data() : nullptr);
+    a_first.push_back(static_cast<int64_t>(chunks.size()));
+    add_rows(s.a, s.rank, in);
+    bt_first.push_back(static_cast<int64_t>(chunks.size()));
+    add_rows(s.bt, s.rank, out_dim);
     ranks.push_back(s.rank);
     scales.push_back(s.scale);
   }
@@ -428,8 +451,10 @@ TEST_P(Lora, ShrinkExpandHeterogeneousRanks) {
   lb.max_rank = max_rank;
   lb.in_dim = in;
   lb.out_dim = out_dim;
-  lb.a = a_ptrs.data();
-  lb.bt = bt_ptrs.data();
+  lb.chunk_floats = chunk;
+  lb.chunks = chunks.data();
+  lb.a_first = a_first.data();
+  lb.bt_first = bt_first.data();
   lb.rank = ranks.data();
   lb.scale = scales.data();
   lb.token_slot = token_slot.data();

@@ -65,7 +65,7 @@ class BatchGeneratorTest : public ::testing::Test {
   }
 
   static const LlamaModel& model() { return *model_->model; }
-  static const std::map<std::string, DeviceAdapter>& adapters() { return model_->adapters; }
+  static const BatchGenerator::AdapterMap& adapters() { return model_->adapters; }
 
   static std::vector<GenerationResult> run(const std::vector<GenerationRequest>& reqs,
                                            BatchGeneratorOptions opts = {}) {

@@ -1,6 +1,6 @@
 // PagePool / PageList accounting: grow, release, moves, destruction, failed grows that take
 // nothing, page ids unique and in range, and the pool back to full after every scenario.
-// Also KvCache layout (per-layer buffers of num_pages * page_size * kv_width floats).
+// Also PageStore layout (per-layer buffers of num_pages * page_size * kv_width floats).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,8 +8,8 @@
 #include <thread>
 #include <vector>
 
-#include "memory/kv_cache.h"
 #include "memory/page_pool.h"
+#include "memory/page_store.h"
 
 namespace ls {
 namespace {
@@ -278,9 +278,13 @@ TEST(PagePoolDeathTest, DestroyingPoolWithOwnedPagesAborts) {
       "pages still owned");
 }
 
-TEST(KvCache, LayoutAndBytes) {
+TEST(PageStore, LayoutAndBytes) {
   auto backend = make_cpu_backend();
-  KvCache kv(*backend, 3, 5, 4, 6);
+  PageStore kv(*backend, 3, 5, 4, 6);
+  EXPECT_EQ(kv.chunk_floats(), 4 * 6);
+  EXPECT_EQ(kv.page_bytes(), 2 * 3 * 4 * 6 * 4);
+  EXPECT_EQ(kv.chunk(1, 2, 0), kv.layer(1).k + 2 * 4 * 6);
+  EXPECT_EQ(kv.chunk(2, 4, 1), kv.layer(2).v + 4 * 4 * 6);
   EXPECT_EQ(kv.num_pages(), 5);
   EXPECT_EQ(kv.page_size(), 4);
   EXPECT_EQ(kv.bytes(), 3u * 2u * 5u * 4u * 6u * sizeof(float));
@@ -300,6 +304,24 @@ TEST(KvCache, LayoutAndBytes) {
     EXPECT_EQ(kv.layer(l).k[5 * 4 * 6 - 1], static_cast<float>(l * 1000 + 5 * 4 * 6 - 1));
     EXPECT_EQ(kv.layer(l).v[0], static_cast<float>(l * 1000));
   }
+}
+
+TEST(PagePool, CountsPagesByKind) {
+  PagePool pool(10);
+  {
+    PageList kv(&pool, PageKind::kKv), adapter(&pool, PageKind::kAdapter);
+    ASSERT_TRUE(kv.grow(3).ok());
+    ASSERT_TRUE(adapter.grow(5).ok());
+    EXPECT_EQ(pool.num_used(PageKind::kKv), 3);
+    EXPECT_EQ(pool.num_used(PageKind::kAdapter), 5);
+    EXPECT_FALSE(kv.grow(3).ok());  // one free list: adapters and KV compete
+    PageList moved = std::move(adapter);
+    EXPECT_EQ(pool.num_used(PageKind::kAdapter), 5);
+    moved.release();
+    EXPECT_EQ(pool.num_used(PageKind::kAdapter), 0);
+  }
+  EXPECT_EQ(pool.num_used(PageKind::kKv), 0);
+  EXPECT_EQ(pool.num_free(), 10);
 }
 
 }  // namespace

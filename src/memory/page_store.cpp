@@ -1,12 +1,12 @@
 // Allocates per-layer K/V buffers once; pages are handed out by the PagePool.
-#include "memory/kv_cache.h"
+#include "memory/page_store.h"
 
 #include "base/check.h"
 
 namespace ls {
 
-KvCache::KvCache(Backend& backend, int32_t num_layers, int32_t num_pages, int32_t page_size,
-                 int32_t kv_width)
+PageStore::PageStore(Backend& backend, int32_t num_layers, int32_t num_pages, int32_t page_size,
+                     int32_t kv_width)
     : num_pages_(num_pages), page_size_(page_size), kv_width_(kv_width) {
   LS_CHECK(num_layers > 0 && num_pages > 0 && page_size > 0 && kv_width > 0);
   size_t bytes = sizeof(float) * static_cast<size_t>(num_pages) * static_cast<size_t>(page_size) *
@@ -17,7 +17,7 @@ KvCache::KvCache(Backend& backend, int32_t num_layers, int32_t num_pages, int32_
   }
 }
 
-LayerKv KvCache::layer(int32_t l) const {
+LayerKv PageStore::layer(int32_t l) const {
   LayerKv kv;
   kv.k = k_[static_cast<size_t>(l)].as<float>();
   kv.v = v_[static_cast<size_t>(l)].as<float>();
@@ -26,7 +26,13 @@ LayerKv KvCache::layer(int32_t l) const {
   return kv;
 }
 
-size_t KvCache::bytes() const {
+float* PageStore::chunk(int32_t l, int32_t page, int32_t which) const {
+  LS_CHECK(page >= 0 && page < num_pages_ && (which == 0 || which == 1));
+  const auto& buf = which == 0 ? k_[static_cast<size_t>(l)] : v_[static_cast<size_t>(l)];
+  return buf.as<float>() + static_cast<int64_t>(page) * chunk_floats();
+}
+
+size_t PageStore::bytes() const {
   size_t total = 0;
   for (const auto& b : k_) total += b.bytes;
   for (const auto& b : v_) total += b.bytes;

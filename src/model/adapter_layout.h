@@ -1,0 +1,51 @@
+// Where an adapter's LoRA rows live in the page pool, and copying them there.
+// Layer l's rows go into layer l's K and V blocks of the adapter's pages (two chunks of
+// chunk_floats per page per layer); a row of width d takes ceil(d / chunk_floats) chunks, so any
+// rank fits and the only waste is the tail of the last chunk of a row and of the last page.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "memory/page_pool.h"
+#include "memory/page_store.h"
+#include "model/lora_adapter.h"
+
+namespace ls {
+
+struct ResidentLoraModule {
+  int32_t rank = 0;
+  float scale = 0.0f;
+  std::vector<const float*> a_chunks;   // [rank * ceil(in_dim / chunk)] row-major by row
+  std::vector<const float*> bt_chunks;  // [rank * ceil(out_dim / chunk)]
+};
+
+// An adapter resident in pages; dropping it returns its pages to the pool.
+struct ResidentAdapter {
+  std::string name;
+  int32_t max_rank = 0;
+  PageList pages;
+  int64_t used_floats = 0;       // LoRA weights stored
+  int64_t allocated_floats = 0;  // capacity of its pages
+  int64_t chunk_floats = 0;      // floats per chunk of the store it lives in
+  std::vector<std::array<std::optional<ResidentLoraModule>, kNumLoraTargets>> layers;
+};
+
+// Pages an adapter needs in `store` (the busiest layer decides).
+int32_t adapter_pages_needed(const LoraAdapter& adapter, const ModelConfig& c,
+                             const PageStore& store);
+int32_t adapter_pages_needed(const LoraAdapter& adapter, const ModelConfig& c,
+                             int64_t chunk_floats);
+
+// Lays `adapter` out over `pages` (which must hold adapter_pages_needed pages) without copying.
+ResidentAdapter place_adapter(const LoraAdapter& adapter, const ModelConfig& c, PageList pages,
+                              const PageStore& store);
+
+// Copies the host weights into the resident adapter's chunks (runs off the engine thread).
+void copy_adapter(const LoraAdapter& adapter, const ModelConfig& c, const ResidentAdapter& dst,
+                  Backend& backend);
+
+}  // namespace ls
