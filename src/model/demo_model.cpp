@@ -74,17 +74,7 @@ nlohmann::ordered_json demo_config() {
           {"torch_dtype", "bfloat16"}};
 }
 
-struct DemoAdapterSpec {
-  const char* name;
-  int32_t r;
-  double alpha;
-  bool rslora;
-  std::vector<LoraTarget> targets;
-  DType dtype;
-  std::vector<std::pair<std::string, int32_t>> rank_pattern;
-};
-
-Status write_adapter(const std::string& dir, const ModelConfig& mc, const DemoAdapterSpec& spec,
+Status write_adapter(const std::string& dir, const ModelConfig& mc, const RandomAdapterSpec& spec,
                      Rng& rng) {
   LS_RETURN_IF_ERROR(make_dirs(dir));
   nlohmann::ordered_json cfg = {{"peft_type", "LORA"},
@@ -155,13 +145,19 @@ Status write_model(const std::string& dir, const nlohmann::ordered_json& cfg_jso
 
 }  // namespace
 
+Status write_random_adapter(const std::string& dir, const ModelConfig& config,
+                            const RandomAdapterSpec& spec, uint64_t seed) {
+  Rng rng(seed);
+  return write_adapter(dir, config, spec, rng);
+}
+
 Result<std::vector<DemoAdapterInfo>> make_demo(const std::string& dir, uint64_t seed) {
   Rng rng(seed);
   const auto cfg_json = demo_config();
   LS_ASSIGN_OR_RETURN(ModelConfig mc, ModelConfig::from_json(cfg_json));
   LS_RETURN_IF_ERROR(write_model(dir + "/model", cfg_json, mc, rng));
   using T = LoraTarget;
-  const std::vector<DemoAdapterSpec> specs = {
+  const std::vector<RandomAdapterSpec> specs = {
       {"pirate", 8, 16, false, {T::kQ, T::kV}, DType::kF32, {}},
       {"poet",
        16,
