@@ -5,6 +5,8 @@
 #include <functional>
 #include <string>
 
+#include "engine/admission_policy.h"
+
 namespace ls {
 
 // A registered subcommand and the function that runs it after parsing.
@@ -14,6 +16,13 @@ struct Command {
 };
 Command add_generate_command(CLI::App& app);
 Command add_make_demo_command(CLI::App& app);
+Command add_bench_command(CLI::App& app);
+
+// Scheduling-policy flags (--max-active-adapters, --adapter-cycle-ms, --vtc, --ttft-slo-ms).
+void add_policy_flags(CLI::App* sub, PolicyOptions* policy, double* ttft_slo_ms);
+
+// The command line as typed, for benchmark results.
+std::string command_line();
 
 // Prints "loraserve: error: <message>" on one line and returns exit code 1.
 int fail(const std::string& message);

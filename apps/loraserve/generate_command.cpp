@@ -35,7 +35,11 @@ struct GenerateFlags {
   int32_t max_num_seqs = 64;
   int32_t max_tokens_per_step = 2048;
   int32_t max_lora_rank = 256;
+  PolicyOptions policy;
+  double ttft_slo_ms = 0.0;
 };
+
+
 
 Result<std::vector<GenerationRequest>> read_requests(const std::string& path) {
   std::ifstream in(path);
@@ -106,6 +110,8 @@ int run_generate(const GenerateFlags& f) {
   BatchGeneratorOptions opts;
   opts.max_num_seqs = f.max_num_seqs;
   opts.max_tokens_per_step = f.max_tokens_per_step;
+  opts.policy = f.policy;
+  opts.ttft_slo_ms = f.ttft_slo_ms;
   BatchGenerator gen(*model.value(), adapters, opts);
   auto results = gen.run(requests.value());
   if (!results.ok()) return fail(results.status().message());
@@ -151,6 +157,7 @@ Command add_generate_command(CLI::App& app) {
       ->check(CLI::Range(1, 1 << 20));
   sub->add_option("--max-lora-rank", f->max_lora_rank, "Refuse adapters of higher rank")
       ->check(CLI::Range(1, 4096));
+  add_policy_flags(sub, &f->policy, &f->ttft_slo_ms);
   sub->footer(
       "Examples:\n"
       "  loraserve generate --model M --prompt-ids 1,2,3 --max-tokens 8 --output json\n"

@@ -16,7 +16,13 @@ int fail(const std::string& message) {
 }
 }  // namespace ls
 
+namespace {
+std::string g_command_line;
+}
+std::string ls::command_line() { return g_command_line; }
+
 int main(int argc, char** argv) {
+  for (int i = 0; i < argc; ++i) g_command_line += (i ? " " : "") + std::string(i ? argv[i] : "loraserve");
   CLI::App app{"loraserve: serve many LoRA fine-tunes of one base model"};
   app.require_subcommand(1);
   std::string log_level = "warn";
@@ -24,7 +30,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
       ->envname("LORASERVE_LOG_LEVEL");
   std::vector<ls::Command> commands;
-  for (auto add : {ls::add_generate_command, ls::add_make_demo_command})
+  for (auto add : {ls::add_generate_command, ls::add_make_demo_command, ls::add_bench_command})
     commands.push_back(add(app));
   try {
     app.parse(argc, argv);

@@ -25,6 +25,8 @@ EngineOptions engine_options(const LlamaModel& model, const BatchGenerator::Adap
   e.max_tokens_per_step = std::max(1, o.max_tokens_per_step);
   e.page_size = std::max(1, o.page_size);
   e.reserve_pages = 0;
+  e.policy = o.policy;
+  e.ttft_slo_ms = o.ttft_slo_ms;
   return e;
 }
 }  // namespace

@@ -41,6 +41,10 @@ void gather_rows(const LoraModuleBatch& l, int64_t first, int32_t rank, int64_t 
 
 }  // namespace
 
+// Short runs (decode) read the paged rows in place: a gather would copy more bytes than the
+// dot products read. Long runs (prefill) gather once and use one GEMM.
+constexpr int64_t kGatherMinRows = 4;
+
 void CpuBackend::lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, float* v) {
   std::vector<float> a;
   for_each_run(l.token_slot, n, [&](int64_t t0, int64_t rows, int32_t s) {
@@ -48,6 +52,21 @@ void CpuBackend::lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l
     const int32_t r = l.rank[s];
     if (r == 0) return;
     LS_CHECK(r <= l.max_rank);
+    if (rows < kGatherMinRows) {
+      const int64_t cf = l.chunk_floats, per_row = (l.in_dim + cf - 1) / cf;
+      for (int64_t t = t0; t < t0 + rows; ++t)
+        for (int32_t j = 0; j < r; ++j) {
+          float acc = 0.0f;
+          for (int64_t k = 0; k < per_row; ++k) {
+            const float* c = l.chunks[l.a_first[s] + j * per_row + k];
+            const float* xt = x + t * l.in_dim + k * cf;
+            const int64_t len = std::min(cf, l.in_dim - k * cf);
+            for (int64_t i = 0; i < len; ++i) acc += xt[i] * c[i];
+          }
+          v[t * l.max_rank + j] = acc;
+        }
+      return;
+    }
     gather_rows(l, l.a_first[s], r, l.in_dim, &a);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), r,
                 static_cast<int>(l.in_dim), 1.0f, x + t0 * l.in_dim, static_cast<int>(l.in_dim),
@@ -62,6 +81,20 @@ void CpuBackend::lora_expand(const float* v, int64_t n, const LoraModuleBatch& l
     const int32_t r = l.rank[s];
     if (r == 0) return;
     LS_CHECK(r <= l.max_rank);
+    if (rows < kGatherMinRows) {
+      const int64_t cf = l.chunk_floats, per_row = (l.out_dim + cf - 1) / cf;
+      for (int64_t t = t0; t < t0 + rows; ++t)
+        for (int32_t j = 0; j < r; ++j) {
+          const float w = l.scale[s] * v[t * l.max_rank + j];
+          for (int64_t k = 0; k < per_row; ++k) {
+            const float* c = l.chunks[l.bt_first[s] + j * per_row + k];
+            float* yt = y + t * l.out_dim + k * cf;
+            const int64_t len = std::min(cf, l.out_dim - k * cf);
+            for (int64_t i = 0; i < len; ++i) yt[i] += w * c[i];
+          }
+        }
+      return;
+    }
     gather_rows(l, l.bt_first[s], r, l.out_dim, &bt);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
                 static_cast<int>(l.out_dim), r, l.scale[s], v + t0 * l.max_rank, l.max_rank,
