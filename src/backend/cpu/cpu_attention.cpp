@@ -7,6 +7,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "base/check.h"
+#include "base/thread_pool.h"
 
 namespace ls {
 
@@ -25,12 +26,11 @@ void CpuBackend::attention(const float* q, const AttentionBatch& b, const LayerK
   const int32_t group = b.num_q_heads / b.num_kv_heads;
   LS_CHECK(group * b.num_kv_heads == b.num_q_heads);
   const int64_t work = b.num_tokens * b.num_q_heads;
-#pragma omp parallel
-  {
+  // Work items are (token, head) pairs; long sequences make them uneven, so chunks are small.
+  ThreadPool::shared().parallel_for(work, [&](int64_t w_begin, int64_t w_end) {
     std::vector<float> scores;
     std::vector<double> acc(static_cast<size_t>(hd));
-#pragma omp for schedule(dynamic, 4)
-    for (int64_t w = 0; w < work; ++w) {
+    for (int64_t w = w_begin; w < w_end; ++w) {
       const int64_t t = w / b.num_q_heads;
       const int32_t h = static_cast<int32_t>(w % b.num_q_heads);
       const int32_t s = b.token_seq[t];
@@ -67,7 +67,7 @@ void CpuBackend::attention(const float* q, const AttentionBatch& b, const LayerK
       for (int32_t i = 0; i < hd; ++i)
         oh[i] = static_cast<float>(acc[static_cast<size_t>(i)] / sum);
     }
-  }
+  });
 }
 
 }  // namespace ls

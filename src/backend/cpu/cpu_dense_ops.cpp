@@ -1,14 +1,13 @@
 // CPU dense ops: embedding, RMSNorm (plain and fused with the residual add), GEMM, SiLU-mul, RoPE.
 #include <cblas.h>
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "backend/cpu/cpu_backend.h"
 #include "base/check.h"
+#include "base/thread_pool.h"
 
 namespace ls {
 
@@ -38,40 +37,47 @@ void CpuBackend::embedding(const Weight& table, const int32_t* ids, int64_t n, f
 
 void CpuBackend::rms_norm(const float* x, const Weight& w, float eps, int64_t n, float* out) {
   const int64_t d = w.cols;
-#pragma omp parallel for if (n > 16)
-  for (int64_t r = 0; r < n; ++r) norm_row(x + r * d, wf(w), d, eps, out + r * d);
+  ThreadPool::shared().parallel_for(
+      n,
+      [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) norm_row(x + r * d, wf(w), d, eps, out + r * d);
+      },
+      16);
 }
 
 void CpuBackend::add_rms_norm(float* residual, const float* delta, const Weight& w, float eps,
                               int64_t n, float* out) {
   const int64_t d = w.cols;
-#pragma omp parallel for if (n > 16)
-  for (int64_t r = 0; r < n; ++r) {
-    float* res = residual + r * d;
-    for (int64_t i = 0; i < d; ++i) res[i] += delta[r * d + i];
-    norm_row(res, wf(w), d, eps, out + r * d);
-  }
+  ThreadPool::shared().parallel_for(
+      n,
+      [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+          float* res = residual + r * d;
+          for (int64_t i = 0; i < d; ++i) res[i] += delta[r * d + i];
+          norm_row(res, wf(w), d, eps, out + r * d);
+        }
+      },
+      16);
 }
 
 // OpenBLAS runs single-threaded (see the constructor); large GEMMs are split over the output
-// columns (weight rows) across OpenMP threads, so only one thread pool ever spins.
+// columns (weight rows) across the shared ThreadPool, so one pool of blocking threads serves all.
 void CpuBackend::gemm(const float* x, int64_t n, const Weight& w, const Weight* bias, float* out,
                       bool accumulate) {
   if (n == 0) return;
   const int64_t m = w.rows, k = w.cols;
   const float* wp = wf(w);
-  const int64_t work = n * m * k;
-  const int threads = work >= (1 << 18) ? omp_get_max_threads() : 1;
-  const int64_t chunk = (m + threads - 1) / threads;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int t = 0; t < threads; ++t) {
-    const int64_t m0 = t * chunk, m1 = std::min(m, m0 + chunk);
-    if (m0 >= m1) continue;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n),
-                static_cast<int>(m1 - m0), static_cast<int>(k), 1.0f, x, static_cast<int>(k),
-                wp + m0 * k, static_cast<int>(k), accumulate ? 1.0f : 0.0f, out + m0,
-                static_cast<int>(m));
-  }
+  // Split output columns so each thread has at least ~128K multiply-adds.
+  const int64_t min_cols = std::max<int64_t>(1, (1 << 17) / std::max<int64_t>(1, n * k));
+  ThreadPool::shared().parallel_for(
+      m,
+      [&](int64_t m0, int64_t m1) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n),
+                    static_cast<int>(m1 - m0), static_cast<int>(k), 1.0f, x, static_cast<int>(k),
+                    wp + m0 * k, static_cast<int>(k), accumulate ? 1.0f : 0.0f, out + m0,
+                    static_cast<int>(m));
+      },
+      min_cols);
   if (bias && !bias->empty()) {
     const float* b = wf(*bias);
     for (int64_t r = 0; r < n; ++r)
@@ -81,9 +87,12 @@ void CpuBackend::gemm(const float* x, int64_t n, const Weight& w, const Weight* 
 
 void CpuBackend::silu_mul(const float* gate, const float* up, int64_t n, int64_t inter,
                           float* out) {
-  const int64_t total = n * inter;
-#pragma omp parallel for if (total > 65536)
-  for (int64_t i = 0; i < total; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+  ThreadPool::shared().parallel_for(
+      n * inter,
+      [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+      },
+      32768);
 }
 
 void CpuBackend::rope(float* q, float* k, const RopeParams& p, const int32_t* positions,
