@@ -92,6 +92,17 @@ void write_file(const std::string& path, const std::string& bytes) {
   ASSERT_TRUE(out.good()) << path;
 }
 
+::testing::AssertionResult FailsWith(const Status& st, std::initializer_list<std::string> words) {
+  if (st.ok()) return ::testing::AssertionFailure() << "expected a failure, got ok";
+  const std::string& m = st.message();
+  if (m.find('\n') != std::string::npos)
+    return ::testing::AssertionFailure() << "message is not one line: " << m;
+  for (const auto& w : words)
+    if (m.find(w) == std::string::npos)
+      return ::testing::AssertionFailure() << "message lacks '" << w << "': " << m;
+  return ::testing::AssertionSuccess();
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;

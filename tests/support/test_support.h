@@ -1,6 +1,9 @@
 // Helpers shared by the tests: paths, temp dirs, running the CLI, loading fixtures.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <vector>
@@ -36,6 +39,9 @@ LoadedModel load_model(const std::string& model_dir,
                        const std::map<std::string, std::string>& adapter_dirs);
 
 void write_file(const std::string& path, const std::string& bytes);
+
+// A failed Status whose one-line message contains every word (file names, fields, problems).
+::testing::AssertionResult FailsWith(const Status& st, std::initializer_list<std::string> words);
 std::string read_file(const std::string& path);
 
 }  // namespace ls::test

@@ -23,16 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 
-::testing::AssertionResult FailsWith(const Status& st, std::initializer_list<std::string> words) {
-  if (st.ok()) return ::testing::AssertionFailure() << "expected a failure, got ok";
-  const std::string& m = st.message();
-  if (m.find('\n') != std::string::npos)
-    return ::testing::AssertionFailure() << "message is not one line: " << m;
-  for (const auto& w : words)
-    if (m.find(w) == std::string::npos)
-      return ::testing::AssertionFailure() << "message lacks '" << w << "': " << m;
-  return ::testing::AssertionSuccess();
-}
+using test::FailsWith;
 
 std::string golden(const std::string& model) {
   return test::fixture_dir() + "/golden/" + model;

@@ -2,6 +2,7 @@
 // all-linear, exclude_modules, layers_to_transform), rank/alpha patterns, rsLoRA scale, and
 // every configuration we refuse with its reason.
 #include "model/lora_config.h"
+#include "support/test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -13,16 +14,7 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-::testing::AssertionResult FailsWith(const Status& st, std::initializer_list<std::string> words) {
-  if (st.ok()) return ::testing::AssertionFailure() << "expected a failure, got ok";
-  const std::string& m = st.message();
-  if (m.find('\n') != std::string::npos)
-    return ::testing::AssertionFailure() << "message is not one line: " << m;
-  for (const auto& w : words)
-    if (m.find(w) == std::string::npos)
-      return ::testing::AssertionFailure() << "message lacks '" << w << "': " << m;
-  return ::testing::AssertionSuccess();
-}
+using test::FailsWith;
 
 Json base_json() {
   return {{"peft_type", "LORA"},

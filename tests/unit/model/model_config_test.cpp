@@ -16,16 +16,7 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-::testing::AssertionResult FailsWith(const Status& st, std::initializer_list<std::string> words) {
-  if (st.ok()) return ::testing::AssertionFailure() << "expected a failure, got ok";
-  const std::string& m = st.message();
-  if (m.find('\n') != std::string::npos)
-    return ::testing::AssertionFailure() << "message is not one line: " << m;
-  for (const auto& w : words)
-    if (m.find(w) == std::string::npos)
-      return ::testing::AssertionFailure() << "message lacks '" << w << "': " << m;
-  return ::testing::AssertionSuccess();
-}
+using test::FailsWith;
 
 // The smallest config we accept: a Llama with every required field.
 Json llama_json() {

@@ -19,16 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // Passes when `st` failed with a one-line message containing every word of `words`.
-::testing::AssertionResult FailsWith(const Status& st, std::initializer_list<std::string> words) {
-  if (st.ok()) return ::testing::AssertionFailure() << "expected a failure, got ok";
-  const std::string& m = st.message();
-  if (m.find('\n') != std::string::npos)
-    return ::testing::AssertionFailure() << "message is not one line: " << m;
-  for (const auto& w : words)
-    if (m.find(w) == std::string::npos)
-      return ::testing::AssertionFailure() << "message lacks '" << w << "': " << m;
-  return ::testing::AssertionSuccess();
-}
+using test::FailsWith;
 
 std::string le64(uint64_t n) {
   std::string s;
