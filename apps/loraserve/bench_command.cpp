@@ -33,11 +33,13 @@ struct BenchFlags {
 
 int run_bench(const BenchFlags& f) {
   if (!f.in_process)
-    return fail("only --in-process is available in this build (the HTTP client comes with the "
-                "server); pass --in-process");
+    return fail(
+        "only --in-process is available in this build (the HTTP client comes with the "
+        "server); pass --in-process");
   std::string model_dir = f.model, tmp;
   if (model_dir.empty()) {
-    tmp = std::filesystem::temp_directory_path().string() + "/loraserve_bench_" + std::to_string(::getpid());
+    tmp = std::filesystem::temp_directory_path().string() + "/loraserve_bench_" +
+          std::to_string(::getpid());
     auto demo = make_demo(tmp);
     if (!demo.ok()) return fail(demo.status().message());
     model_dir = tmp + "/model";
@@ -52,7 +54,10 @@ int run_bench(const BenchFlags& f) {
   for (int32_t n : f.num_adapters) {
     InProcessBenchConfig cfg;
     cfg.model_dir = model_dir;
-    cfg.adapter_dir = (f.adapter_dir.empty() ? (tmp.empty() ? std::string("/tmp/loraserve_bench_adapters") : tmp + "/adapters") : f.adapter_dir);
+    cfg.adapter_dir =
+        (f.adapter_dir.empty()
+             ? (tmp.empty() ? std::string("/tmp/loraserve_bench_adapters") : tmp + "/adapters")
+             : f.adapter_dir);
     cfg.workload.num_adapters = n;
     cfg.workload.ranks = f.ranks;
     cfg.workload.alpha = f.alpha;
@@ -86,10 +91,14 @@ int run_bench(const BenchFlags& f) {
   if (!f.out.empty()) {
     char host[256] = {0};
     ::gethostname(host, sizeof host - 1);
-    nlohmann::ordered_json doc = {
-        {"benchmark", "slora_workload_in_process"}, {"command", f.argv},
-        {"machine", {{"hostname", host}, {"hardware_threads", std::thread::hardware_concurrency()}, {"backend", "cpu"}}},
-        {"model", model_dir}, {"runs", runs}};
+    nlohmann::ordered_json doc = {{"benchmark", "slora_workload_in_process"},
+                                  {"command", f.argv},
+                                  {"machine",
+                                   {{"hostname", host},
+                                    {"hardware_threads", std::thread::hardware_concurrency()},
+                                    {"backend", "cpu"}}},
+                                  {"model", model_dir},
+                                  {"runs", runs}};
     std::ofstream out(f.out);
     out << doc.dump(2) << "\n";
     if (!out) return fail(f.out + ": cannot write");
@@ -104,29 +113,43 @@ Command add_bench_command(CLI::App& app) {
   auto f = std::make_shared<BenchFlags>();
   auto* sub = app.add_subcommand("bench", "S-LoRA's synthetic multi-adapter workload (in process)");
   sub->add_flag("--in-process", f->in_process, "Drive the engine directly (no HTTP)");
-  sub->add_option("--model", f->model, "Model directory (default: the demo model, made on the fly)");
+  sub->add_option("--model", f->model,
+                  "Model directory (default: the demo model, made on the fly)");
   sub->add_option("--adapter-dir", f->adapter_dir, "Where the random adapters are written/reused");
-  sub->add_option("--num-adapters", f->num_adapters, "Numbers of adapters, one run each")->delimiter(',');
-  sub->add_option("--ranks", f->ranks, "Ranks the adapters cycle through")->delimiter(',')->check(CLI::Range(1, 4096));
-  sub->add_option("--alpha", f->alpha, "Power-law popularity (1 = uniform)")->check(CLI::Range(1e-3, 1e3));
+  sub->add_option("--num-adapters", f->num_adapters, "Numbers of adapters, one run each")
+      ->delimiter(',');
+  sub->add_option("--ranks", f->ranks, "Ranks the adapters cycle through")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 4096));
+  sub->add_option("--alpha", f->alpha, "Power-law popularity (1 = uniform)")
+      ->check(CLI::Range(1e-3, 1e3));
   sub->add_option("--rate", f->rate, "Requests per second")->check(CLI::Range(1e-3, 1e6));
-  sub->add_option("--cv", f->cv, "Coefficient of variation of inter-arrivals (1 = Poisson)")->check(CLI::Range(1e-3, 1e3));
+  sub->add_option("--cv", f->cv, "Coefficient of variation of inter-arrivals (1 = Poisson)")
+      ->check(CLI::Range(1e-3, 1e3));
   sub->add_option("--duration", f->duration, "Seconds of arrivals")->check(CLI::Range(1e-3, 1e6));
-  sub->add_option("--input-range", f->input_range, "Prompt length LO,HI (uniform in [LO, HI))")->delimiter(',')->expected(2);
-  sub->add_option("--output-range", f->output_range, "Output length LO,HI")->delimiter(',')->expected(2);
+  sub->add_option("--input-range", f->input_range, "Prompt length LO,HI (uniform in [LO, HI))")
+      ->delimiter(',')
+      ->expected(2);
+  sub->add_option("--output-range", f->output_range, "Output length LO,HI")
+      ->delimiter(',')
+      ->expected(2);
   sub->add_option("--seed", f->seed, "Workload seed");
   sub->add_option("--slo-ttft", f->slo, "TTFT SLO in seconds for attainment/goodput");
-  sub->add_option("--max-num-seqs", f->max_num_seqs, "Running sequences cap")->check(CLI::Range(1, 4096));
+  sub->add_option("--max-num-seqs", f->max_num_seqs, "Running sequences cap")
+      ->check(CLI::Range(1, 4096));
   sub->add_option("--host-adapter-cache-bytes", f->host_bytes, "Host tier budget");
   sub->add_option("--pool-bytes", f->pool_bytes, "Page pool (KV + adapters) bytes");
   sub->add_option("--out", f->out, "JSON results file");
   add_policy_flags(sub, &f->policy, &f->ttft_slo_ms);
-  sub->footer("Example:\n  loraserve bench --in-process --num-adapters 1,100,1000 --rate 4 --duration 10 "
-              "--out bench/results/cpu_in_process.json");
+  sub->footer(
+      "Example:\n  loraserve bench --in-process --num-adapters 1,100,1000 --rate 4 --duration 10 "
+      "--out bench/results/cpu_in_process.json");
   return {sub, [f]() {
             for (auto* r : {&f->input_range, &f->output_range})
-              if ((*r)[0] < 1 || (*r)[1] <= (*r)[0]) return fail("--input-range/--output-range need 1 <= LO < HI");
-            if (f->num_adapters.empty() || f->ranks.empty()) return fail("--num-adapters and --ranks need values");
+              if ((*r)[0] < 1 || (*r)[1] <= (*r)[0])
+                return fail("--input-range/--output-range need 1 <= LO < HI");
+            if (f->num_adapters.empty() || f->ranks.empty())
+              return fail("--num-adapters and --ranks need values");
             for (int32_t n : f->num_adapters)
               if (n < 1) return fail("--num-adapters values must be >= 1");
             f->argv = command_line();

@@ -32,14 +32,19 @@ Status ensure_adapters(const InProcessBenchConfig& cfg, const ModelConfig& mc) {
 
 nlohmann::ordered_json cache_json(const EngineStats& s) {
   const auto& a = s.adapters;
-  return {{"registered", a.registered}, {"disk_loads", a.disk_loads},
-          {"device_hits", a.device_hits}, {"host_hits", a.host_hits},
-          {"cold_requests", a.cold_requests}, {"device_evictions", a.device_evictions},
-          {"host_evictions", a.host_evictions}, {"load_failures", a.load_failures},
+  return {{"registered", a.registered},
+          {"disk_loads", a.disk_loads},
+          {"device_hits", a.device_hits},
+          {"host_hits", a.host_hits},
+          {"cold_requests", a.cold_requests},
+          {"device_evictions", a.device_evictions},
+          {"host_evictions", a.host_evictions},
+          {"load_failures", a.load_failures},
           {"mean_load_latency_s",
            a.disk_loads > 0 ? a.load_latency_sum_s / static_cast<double>(a.disk_loads) : 0.0},
           {"adapter_fragmentation", s.adapter_fragmentation()},
-          {"preemptions", s.preemptions_total}, {"steps", s.steps},
+          {"preemptions", s.preemptions_total},
+          {"steps", s.steps},
           {"mean_tokens_per_step",
            s.steps > 0 ? static_cast<double>(s.tokens_total) / static_cast<double>(s.steps) : 0.0}};
 }
@@ -72,7 +77,8 @@ Result<nlohmann::ordered_json> run_in_process_bench(const InProcessBenchConfig& 
     req.adapter = bench::adapter_name(r.adapter);
     req.max_tokens = r.output_len;  // EOS ignored, as S-LoRA's workload does
     for (int32_t t = 0; t < r.input_len; ++t)
-      req.prompt_ids.push_back(3 + static_cast<int32_t>(prompt_rng.next_u64() % static_cast<uint64_t>(mc.vocab_size - 3)));
+      req.prompt_ids.push_back(3 + static_cast<int32_t>(prompt_rng.next_u64() %
+                                                        static_cast<uint64_t>(mc.vocab_size - 3)));
     timing[i].arrival_s = since();
     auto id = engine.submit(std::move(req), [&, i](const TokenEvent& e) {
       const double now = since();

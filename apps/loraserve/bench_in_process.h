@@ -19,7 +19,8 @@ struct InProcessBenchConfig {
   bench::WorkloadSpec workload;
   EngineOptions engine;
   double slo_ttft_s = 6.0;
-  std::vector<LoraTarget> targets = {LoraTarget::kQ, LoraTarget::kK, LoraTarget::kV, LoraTarget::kO};
+  std::vector<LoraTarget> targets = {LoraTarget::kQ, LoraTarget::kK, LoraTarget::kV,
+                                     LoraTarget::kO};
 };
 
 // Runs one workload; returns its summary (config, latencies, throughput, cache statistics).

@@ -39,8 +39,6 @@ struct GenerateFlags {
   double ttft_slo_ms = 0.0;
 };
 
-
-
 Result<std::vector<GenerationRequest>> read_requests(const std::string& path) {
   std::ifstream in(path);
   if (!in) return not_found(path + ": cannot open");

@@ -19,10 +19,13 @@ int fail(const std::string& message) {
 namespace {
 std::string g_command_line;
 }
-std::string ls::command_line() { return g_command_line; }
+std::string ls::command_line() {
+  return g_command_line;
+}
 
 int main(int argc, char** argv) {
-  for (int i = 0; i < argc; ++i) g_command_line += (i ? " " : "") + std::string(i ? argv[i] : "loraserve");
+  for (int i = 0; i < argc; ++i)
+    g_command_line += (i ? " " : "") + std::string(i ? argv[i] : "loraserve");
   CLI::App app{"loraserve: serve many LoRA fine-tunes of one base model"};
   app.require_subcommand(1);
   std::string log_level = "warn";

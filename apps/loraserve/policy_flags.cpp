@@ -4,8 +4,9 @@
 namespace ls {
 
 void add_policy_flags(CLI::App* sub, PolicyOptions* p, double* ttft_slo_ms) {
-  sub->add_option("--max-active-adapters", p->max_active_adapters,
-                  "LoRAX-style fair activation: at most this many adapters admit requests (0 = off)")
+  sub->add_option(
+         "--max-active-adapters", p->max_active_adapters,
+         "LoRAX-style fair activation: at most this many adapters admit requests (0 = off)")
       ->check(CLI::Range(0, 1 << 20));
   sub->add_option("--adapter-cycle-ms", p->adapter_cycle_ms,
                   "With --max-active-adapters: rotate the active set this often")

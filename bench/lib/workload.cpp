@@ -6,7 +6,9 @@
 
 namespace ls::bench {
 
-std::string adapter_name(int32_t index) { return "lora-" + std::to_string(index); }
+std::string adapter_name(int32_t index) {
+  return "lora-" + std::to_string(index);
+}
 
 int32_t adapter_rank(const WorkloadSpec& spec, int32_t index) {
   return spec.ranks[static_cast<size_t>(index) % spec.ranks.size()];
@@ -43,7 +45,8 @@ std::vector<WorkloadRequest> generate_workload(const WorkloadSpec& spec) {
     WorkloadRequest r;
     const double x = std::pow(rng.uniform(), 1.0 / spec.alpha);  // power(alpha) on [0, 1)
     r.adapter = std::min(spec.num_adapters - 1, static_cast<int32_t>(spec.num_adapters * x));
-    r.input_len = spec.input_lo + static_cast<int32_t>(rng.uniform() * (spec.input_hi - spec.input_lo));
+    r.input_len =
+        spec.input_lo + static_cast<int32_t>(rng.uniform() * (spec.input_hi - spec.input_lo));
     r.output_len =
         spec.output_lo + static_cast<int32_t>(rng.uniform() * (spec.output_hi - spec.output_lo));
     r.arrival_s = t;

@@ -16,9 +16,9 @@ namespace ls::bench {
 struct WorkloadSpec {
   int32_t num_adapters = 100;
   std::vector<int32_t> ranks = {8};
-  double alpha = 1.0;      // power-law popularity; 1 = uniform
-  double rate = 10.0;      // requests per second
-  double cv = 1.0;         // coefficient of variation of inter-arrivals; 1 = Poisson
+  double alpha = 1.0;  // power-law popularity; 1 = uniform
+  double rate = 10.0;  // requests per second
+  double cv = 1.0;     // coefficient of variation of inter-arrivals; 1 = Poisson
   double duration_s = 120.0;
   int32_t input_lo = 8, input_hi = 512;    // [lo, hi)
   int32_t output_lo = 8, output_hi = 512;  // [lo, hi)
