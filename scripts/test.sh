@@ -15,3 +15,5 @@ else
   echo "== nvcc not found: CUDA backend not compiled =="
 fi
 ctest --preset dev
+echo "== fuzzing the tokenizer (libFuzzer, 30 s) =="
+bash scripts/fuzz_tokenizer.sh 30

@@ -17,6 +17,10 @@ struct Command {
 Command add_generate_command(CLI::App& app);
 Command add_make_demo_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
+#ifdef LORASERVE_HAS_TEXT
+Command add_chat_template_command(CLI::App& app);
+Command add_tokenize_command(CLI::App& app);
+#endif
 
 // Scheduling-policy flags (--max-active-adapters, --adapter-cycle-ms, --vtc, --ttft-slo-ms).
 void add_policy_flags(CLI::App* sub, PolicyOptions* policy, double* ttft_slo_ms);

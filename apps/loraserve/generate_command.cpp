@@ -12,6 +12,13 @@
 #include "engine/batch_generator.h"
 #include "model/llama_model.h"
 #include "request_json.h"
+#ifdef LORASERVE_HAS_TEXT
+#include "text/tokenizer.h"
+#else
+namespace ls {
+class Tokenizer {};
+}  // namespace ls
+#endif
 
 namespace ls {
 
@@ -23,6 +30,7 @@ struct GenerateFlags {
   std::string adapter;
   std::string prompt_ids;
   std::string prompt;
+  std::string tokenizer;  // default: the model directory
   std::string requests;
   int32_t max_tokens = 0;
   float temperature = 0.0f;
@@ -69,15 +77,15 @@ Result<std::vector<GenerationRequest>> requests_from_flags(const GenerateFlags& 
       return invalid_argument("--requests cannot be combined with --prompt-ids/--prompt");
     return read_requests(f.requests);
   }
-  if (!f.prompt.empty())
-    return invalid_argument(
-        "--prompt TEXT needs a tokenizer, which loraserve does not have yet "
-        "(the text issue adds it); pass token ids with --prompt-ids");
-  if (f.prompt_ids.empty())
+  if (!f.prompt.empty() && !f.prompt_ids.empty())
+    return invalid_argument("give --prompt or --prompt-ids, not both");
+  if (f.prompt_ids.empty() && f.prompt.empty())
     return invalid_argument("one of --prompt-ids, --prompt or --requests is required");
   if (f.max_tokens <= 0) return invalid_argument("--max-tokens must be given and at least 1");
   GenerationRequest r;
-  LS_ASSIGN_OR_RETURN(r.prompt_ids, parse_id_list(f.prompt_ids));
+  if (f.prompt.empty()) {
+    LS_ASSIGN_OR_RETURN(r.prompt_ids, parse_id_list(f.prompt_ids));
+  }
   r.adapter = f.adapter;
   r.max_tokens = f.max_tokens;
   r.sampling = {f.temperature, f.top_p, f.top_k, f.seed};
@@ -86,9 +94,35 @@ Result<std::vector<GenerationRequest>> requests_from_flags(const GenerateFlags& 
   return std::vector<GenerationRequest>{r};
 }
 
+// --prompt TEXT: encode with the model's (or --tokenizer's) tokenizer; the output then also
+// carries the decoded text of the generated tokens.
+Status encode_prompt(const GenerateFlags& f, std::vector<GenerationRequest>* requests,
+                     std::unique_ptr<Tokenizer>* tokenizer) {
+#ifdef LORASERVE_HAS_TEXT
+  if (f.prompt.empty()) return ok_status();
+  auto loaded = Tokenizer::load_dir(f.tokenizer.empty() ? f.model : f.tokenizer);
+  if (!loaded.ok())
+    return loaded.status().with_context("--prompt (pass --tokenizer DIR, or --prompt-ids)");
+  *tokenizer = std::move(loaded).value();
+  auto ids = (*tokenizer)->encode(f.prompt);
+  if (!ids.ok()) return ids.status().with_context("--prompt");
+  if (ids.value().empty()) return invalid_argument("--prompt: the text encodes to no tokens");
+  (*requests)[0].prompt_ids = std::move(ids).value();
+  return ok_status();
+#else
+  (void)tokenizer;
+  (void)requests;
+  if (f.prompt.empty()) return ok_status();
+  return invalid_argument("--prompt needs the text layer, which this build leaves out");
+#endif
+}
+
 int run_generate(const GenerateFlags& f) {
   auto requests = requests_from_flags(f);
   if (!requests.ok()) return fail(requests.status().message());
+  std::unique_ptr<Tokenizer> tokenizer;
+  Status enc = encode_prompt(f, &requests.value(), &tokenizer);
+  if (!enc.ok()) return fail(enc.message());
   if (!f.requests.empty() && f.output != "jsonl") return fail("--requests needs --output jsonl");
   if (f.requests.empty() && f.output != "json") return fail("a single request needs --output json");
   auto backend = make_cpu_backend();
@@ -115,6 +149,9 @@ int run_generate(const GenerateFlags& f) {
   if (!results.ok()) return fail(results.status().message());
   for (size_t i = 0; i < results.value().size(); ++i) {
     auto j = result_to_json(requests.value()[i], results.value()[i]);
+#ifdef LORASERVE_HAS_TEXT
+    if (tokenizer) j["text"] = tokenizer->decode(results.value()[i].tokens);
+#endif
     std::cout << j.dump() << "\n";
   }
   std::cout.flush();
@@ -134,7 +171,8 @@ Command add_generate_command(CLI::App& app) {
   sub->add_option("--adapter", f->adapter,
                   "Adapter NAME for the single request (default: the base model)");
   sub->add_option("--prompt-ids", f->prompt_ids, "Prompt token ids, e.g. 1,2,3");
-  sub->add_option("--prompt", f->prompt, "Prompt text (needs a tokenizer)");
+  sub->add_option("--prompt", f->prompt, "Prompt text, encoded with the model's tokenizer");
+  sub->add_option("--tokenizer", f->tokenizer, "Tokenizer directory (default: --model)");
   sub->add_option("--requests", f->requests,
                   "JSONL file: {\"adapter\", \"prompt_ids\", \"max_tokens\", ...} per line");
   sub->add_option("--max-tokens", f->max_tokens, "Tokens to generate")

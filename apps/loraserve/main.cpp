@@ -35,6 +35,10 @@ int main(int argc, char** argv) {
   std::vector<ls::Command> commands;
   for (auto add : {ls::add_generate_command, ls::add_make_demo_command, ls::add_bench_command})
     commands.push_back(add(app));
+#ifdef LORASERVE_HAS_TEXT
+  commands.push_back(ls::add_chat_template_command(app));
+  commands.push_back(ls::add_tokenize_command(app));
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -136,14 +136,23 @@ void Scheduler::admit(Clock::time_point now, int32_t* budget, std::vector<Slot>*
     const int32_t take = std::min(s.num_tokens() - s.num_computed, *budget);
     const int32_t need = pages_for(take, config_.page_size);
     const int32_t prompt_pages = pages_for(s.num_tokens(), config_.page_size);
-    // Room for the whole prompt plus the reserve; idle adapters give way to new work.
-    while (pool_.num_free() < prompt_pages + config_.reserve_pages && adapters_.evict_one()) {
-    }
-    if (pool_.num_free() < prompt_pages + config_.reserve_pages && !running_.empty()) break;
-    if (!s.pages.grow(static_cast<size_t>(need)).ok()) break;
+    // Pin first, so the evictions below cannot take this request's own adapter.
     if (!s.req.adapter.empty()) {
       s.adapter = adapters_.pin(s.req.adapter);
       s.adapter_pinned = true;
+    }
+    auto give_up = [&] {
+      if (s.adapter_pinned) adapters_.unpin(s.req.adapter);
+      s.adapter_pinned = false;
+      s.adapter = nullptr;
+    };
+    // Room for the whole prompt plus the reserve; idle adapters give way to new work.
+    while (pool_.num_free() < prompt_pages + config_.reserve_pages && adapters_.evict_one()) {
+    }
+    if ((pool_.num_free() < prompt_pages + config_.reserve_pages && !running_.empty()) ||
+        !s.pages.grow(static_cast<size_t>(need)).ok()) {
+      give_up();
+      break;
     }
     waiting_.erase(waiting_.begin() + idx);
     s.status = SeqStatus::kRunning;
