@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <array>
 
+#include "text/utf8.h"
+
 namespace ls::jinja {
 
 namespace {
@@ -190,20 +192,8 @@ std::u32string decode_utf8(std::string_view s) {
 void append_utf8(std::string* out, char32_t cp) {
   if (cp >= 0xDC80 && cp <= 0xDCFF) {  // an undecodable byte kept by decode_utf8
     out->push_back(static_cast<char>(cp - kSurrogateEscapeBase));
-  } else if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
   } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    tok::append_utf8(out, cp);
   }
 }
 

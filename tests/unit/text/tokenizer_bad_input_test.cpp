@@ -2,6 +2,7 @@
 // huge or pathological text gives ids or a clear error, odd ids decode to valid UTF-8.
 #include <gtest/gtest.h>
 
+#include "support/test_support.h"
 #include "text/utf8.h"
 #include "tokenizer_fixtures.h"
 
@@ -10,16 +11,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-::testing::AssertionResult FailsWith(const Status& st, std::initializer_list<std::string> words) {
-  if (st.ok()) return ::testing::AssertionFailure() << "expected a failure, got ok";
-  const std::string& m = st.message();
-  if (m.find('\n') != std::string::npos)
-    return ::testing::AssertionFailure() << "message is not one line: " << m;
-  for (const auto& w : words)
-    if (m.find(w) == std::string::npos)
-      return ::testing::AssertionFailure() << "message lacks '" << w << "': " << m;
-  return ::testing::AssertionSuccess();
-}
+using test::FailsWith;
 
 Status load(const std::string& text) {
   auto t = Tokenizer::from_json_text(text);
