@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libopenblas-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang-format
-  libpcre2-dev libutf8proc-dev libsentencepiece-dev clang python3
+  libpcre2-dev libutf8proc-dev libsentencepiece-dev clang libclang-rt-14-dev python3
 )
 
 missing=()
