@@ -96,16 +96,8 @@ Status HfTokenizer::load_components(tok::TokenizerJson parts) {
 
 Result<std::vector<int32_t>> HfTokenizer::encode(std::string_view text,
                                                  bool add_special_tokens) const {
-  if (text.size() > kMaxInputBytes) {
-    return resource_exhausted("input of " + std::to_string(text.size()) +
-                              " bytes is over the tokenizer limit of " +
-                              std::to_string(kMaxInputBytes));
-  }
   std::string clean;
-  if (!tok::is_valid_utf8(text)) {
-    clean = tok::sanitize_utf8(text);
-    text = clean;
-  }
+  LS_ASSIGN_OR_RETURN(text, prepare_input(text, &clean));
   std::vector<int32_t> ids;
   std::vector<tok::Segment> raw, normalized;
   added_->split(text, /*normalized_set=*/false, &raw);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 
+#include "text/unicode_props.h"
 #include "text/utf8.h"
 
 namespace ls::jinja {
@@ -214,30 +215,9 @@ size_t count_code_points(std::string_view s) {
   return decode_utf8(s).size();
 }
 
+// Python's str.isspace: Unicode White_Space plus the ASCII separators 0x1C-0x1F.
 bool is_python_space(char32_t cp) {
-  switch (cp) {
-    case 0x09:
-    case 0x0A:
-    case 0x0B:
-    case 0x0C:
-    case 0x0D:
-    case 0x1C:
-    case 0x1D:
-    case 0x1E:
-    case 0x1F:
-    case 0x20:
-    case 0x85:
-    case 0xA0:
-    case 0x1680:
-    case 0x2028:
-    case 0x2029:
-    case 0x202F:
-    case 0x205F:
-    case 0x3000:
-      return true;
-    default:
-      return cp >= 0x2000 && cp <= 0x200A;
-  }
+  return tok::is_white_space(cp) || (cp >= 0x1C && cp <= 0x1F);
 }
 
 bool is_python_printable(char32_t cp) {

@@ -33,16 +33,8 @@ Result<std::unique_ptr<SentencePieceTokenizer>> SentencePieceTokenizer::load(
 
 Result<std::vector<int32_t>> SentencePieceTokenizer::encode(std::string_view text,
                                                             bool add_special_tokens) const {
-  if (text.size() > kMaxInputBytes) {
-    return resource_exhausted("input of " + std::to_string(text.size()) +
-                              " bytes is over the tokenizer limit of " +
-                              std::to_string(kMaxInputBytes));
-  }
   std::string clean;
-  if (!tok::is_valid_utf8(text)) {
-    clean = tok::sanitize_utf8(text);
-    text = clean;
-  }
+  LS_ASSIGN_OR_RETURN(text, prepare_input(text, &clean));
   std::vector<int> body;
   auto st = sp_->Encode(text, &body);
   if (!st.ok()) return internal_error("SentencePiece encode failed: " + st.ToString());

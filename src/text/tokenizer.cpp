@@ -5,6 +5,7 @@
 #include "base/file_util.h"
 #include "text/hf_tokenizer.h"
 #include "text/sentencepiece_tokenizer.h"
+#include "text/utf8.h"
 
 namespace ls {
 
@@ -43,6 +44,16 @@ std::vector<int32_t> generation_eos(const tok::Json& gen) {
 }
 
 }  // namespace
+
+Result<std::string_view> Tokenizer::prepare_input(std::string_view text, std::string* storage) {
+  if (text.size() > kMaxInputBytes)
+    return resource_exhausted("input of " + std::to_string(text.size()) +
+                              " bytes is over the tokenizer limit of " +
+                              std::to_string(kMaxInputBytes));
+  if (tok::is_valid_utf8(text)) return text;
+  *storage = tok::sanitize_utf8(text);
+  return std::string_view(*storage);
+}
 
 Result<std::unique_ptr<Tokenizer>> Tokenizer::from_json_text(std::string_view json_text,
                                                              std::string_view config_json) {

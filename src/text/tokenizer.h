@@ -52,6 +52,11 @@ class Tokenizer {
   virtual bool is_special(int32_t id) const = 0;
   // True for byte-fallback tokens (<0xNN>): their bytes may be part of a longer character.
   virtual bool is_byte_token(int32_t id) const = 0;
+
+ protected:
+  // The text an encoder works on: refuses inputs over kMaxInputBytes, and replaces invalid
+  // UTF-8 (into `storage`) as described at encode().
+  static Result<std::string_view> prepare_input(std::string_view text, std::string* storage);
 };
 
 }  // namespace ls
