@@ -310,6 +310,22 @@ Result<Value> f_items(Interpreter& interp, const Value& in, Args args) {
   return iterator(std::move(pairs));
 }
 
+// Values of (sort key, value) pairs in key order, as Python's sorted: stable also with
+// reverse=True (equal keys keep their order); an unorderable pair of keys is an error.
+Result<Value> sorted_by_key(std::vector<std::pair<Value, Value>> keyed, bool reverse) {
+  Status failed;
+  std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& x, const auto& y) {
+    auto r = reverse ? python_order(y.first, x.first, OrderOp::kLt)
+                     : python_order(x.first, y.first, OrderOp::kLt);
+    if (!r.ok()) failed = r.status();
+    return r.ok() && r.value();
+  });
+  LS_RETURN_IF_ERROR(failed);
+  std::vector<Value> out;
+  for (auto& kv : keyed) out.push_back(std::move(kv.second));
+  return Value::list(std::move(out));
+}
+
 Result<Value> f_dictsort(Interpreter& interp, const Value& in, Args args) {
   LS_ASSIGN_OR_RETURN(auto a, bind_args("dictsort", args, {"case_sensitive", "by", "reverse"}));
   if (!in.is_dict()) return invalid_argument("dictsort expects a mapping");
@@ -322,18 +338,7 @@ Result<Value> f_dictsort(Interpreter& interp, const Value& in, Args args) {
     const Value& key = by == "key" ? k : v;
     keyed.emplace_back(flag(a[0]) ? key : lower_if_string(key), Value::tuple({k, v}));
   }
-  Status failed;
-  const bool rev = flag(a[2]);
-  std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& x, const auto& y) {
-    auto r = rev ? python_order(y.first, x.first, OrderOp::kLt)
-                 : python_order(x.first, y.first, OrderOp::kLt);
-    if (!r.ok()) failed = r.status();
-    return r.ok() && r.value();
-  });
-  LS_RETURN_IF_ERROR(failed);
-  std::vector<Value> out;
-  for (auto& kv : keyed) out.push_back(std::move(kv.second));
-  return Value::list(std::move(out));
+  return sorted_by_key(std::move(keyed), flag(a[2]));
 }
 
 // sort/unique/min/max key: the attribute path (sort allows "a,b"), lower-cased unless
@@ -364,19 +369,7 @@ Result<Value> f_sort(Interpreter& interp, const Value& in, Args args) {
     LS_ASSIGN_OR_RETURN(Value k, sort_key(item, paths, flag(a[1]), true));
     keyed.emplace_back(std::move(k), std::move(item));
   }
-  Status failed;
-  const bool rev = flag(a[0]);
-  // Python's sorted is stable also with reverse=True: equal keys keep their order.
-  std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& x, const auto& y) {
-    auto r = rev ? python_order(y.first, x.first, OrderOp::kLt)
-                 : python_order(x.first, y.first, OrderOp::kLt);
-    if (!r.ok()) failed = r.status();
-    return r.ok() && r.value();
-  });
-  LS_RETURN_IF_ERROR(failed);
-  std::vector<Value> out;
-  for (auto& kv : keyed) out.push_back(std::move(kv.second));
-  return Value::list(std::move(out));
+  return sorted_by_key(std::move(keyed), flag(a[0]));
 }
 
 Result<Value> f_unique(Interpreter& interp, const Value& in, Args args) {
