@@ -35,6 +35,9 @@ struct Buffer {
   }
 };
 
+// OpenAI's upper bound for top_logprobs.
+inline constexpr int32_t kMaxTopLogprobs = 20;
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -77,6 +80,12 @@ class Backend {
   virtual void lora_expand(const float* v, int64_t n, const LoraModuleBatch& lora, float* y) = 0;
   // out[r] = log_softmax(logits[r]) over `vocab` columns.
   virtual void log_softmax(const float* logits, int64_t rows, int64_t vocab, float* out) = 0;
+  // Applies presence/frequency/repetition penalties in place; see PenaltyBatch.
+  virtual void apply_penalties(float* logits, int64_t vocab, const PenaltyBatch& p) = 0;
+  // The k (1..kMaxTopLogprobs) largest entries of log_softmax(logits[r]) per row, in descending
+  // order, ties to the lower id: ids/logprobs are backend memory [rows, k].
+  virtual void top_logprobs(const float* logits, int64_t rows, int64_t vocab, int32_t k,
+                            int32_t* ids, float* logprobs) = 0;
   // Picks one token per row; see SampleParams. tokens/logprobs are backend memory [rows].
   virtual void sample(const float* logits, int64_t rows, int64_t vocab, const SampleParams* params,
                       int32_t* tokens, float* logprobs) = 0;

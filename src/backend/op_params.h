@@ -61,14 +61,32 @@ struct LoraModuleBatch {
 };
 
 // Per-row sampling. temperature 0 = greedy (ties to the lowest id). Otherwise softmax of
-// logits / temperature, keep the top_k (0 = all), then the smallest set whose mass reaches
-// top_p, and pick with `uniform` in [0, 1) drawn by the caller (so every backend picks alike).
-// logprob out = log_softmax(logits)[token] of the unmodified distribution.
+// logits / temperature, keep the top_k (0 = all), then drop tokens whose probability is below
+// min_p times the top token's (0 = off), then keep the smallest prefix whose mass (renormalised
+// over what is left) reaches top_p, and pick with `uniform` in [0, 1) drawn by the caller (so
+// every backend picks alike). logprob out = log_softmax(logits)[token] of the logits as passed
+// (after penalties, before temperature).
 struct SampleParams {
   float temperature = 0.0f;
   float top_p = 1.0f;
   int32_t top_k = 0;
   double uniform = 0.0;
+  float min_p = 0.0f;
+};
+
+// Penalties on the logits of `rows` rows (in place), each over the distinct tokens its sequence
+// has seen: entries indptr[r]..indptr[r+1] of ids/output_counts (output_counts = times the id
+// was generated; 0 = only in the prompt). For every listed id: first the repetition penalty
+// (HF/vLLM: logit > 0 ? logit / repetition : logit * repetition; 1 = off), then, where
+// output_count > 0, logit -= frequency * output_count + presence (OpenAI; 0 = off).
+struct PenaltyBatch {
+  int64_t rows = 0;
+  const int32_t* indptr = nullptr;         // [rows + 1]
+  const int32_t* ids = nullptr;            // [indptr[rows]] distinct per row
+  const int32_t* output_counts = nullptr;  // [indptr[rows]]
+  const float* presence = nullptr;         // [rows]
+  const float* frequency = nullptr;        // [rows]
+  const float* repetition = nullptr;       // [rows]
 };
 
 }  // namespace ls

@@ -73,6 +73,14 @@ Status Engine::validate(const EngineRequest& r) const {
   const SamplingConfig& s = r.sampling;
   if (!(s.temperature >= 0.0f) || !(s.top_p > 0.0f && s.top_p <= 1.0f) || s.top_k < 0)
     return invalid_argument("sampling needs temperature >= 0, 0 < top_p <= 1, top_k >= 0");
+  if (!(s.min_p >= 0.0f && s.min_p <= 1.0f)) return invalid_argument("min_p must be in [0, 1]");
+  if (!(s.presence_penalty >= -2.0f && s.presence_penalty <= 2.0f) ||
+      !(s.frequency_penalty >= -2.0f && s.frequency_penalty <= 2.0f))
+    return invalid_argument("presence_penalty and frequency_penalty must be in [-2, 2]");
+  if (!(s.repetition_penalty > 0.0f && s.repetition_penalty <= 10.0f))
+    return invalid_argument("repetition_penalty must be in (0, 10]");
+  if (r.top_logprobs < 0 || r.top_logprobs > kMaxTopLogprobs)
+    return invalid_argument("top_logprobs must be in [0, " + std::to_string(kMaxTopLogprobs) + "]");
   return ok_status();
 }
 
@@ -136,6 +144,27 @@ void Engine::refresh_stats(int64_t step_tokens) {
   queued_ = stats_.waiting;
 }
 
+void Engine::apply_penalties(const PenaltyPlan& pp, float* logits, int64_t rows) {
+  Backend& be = model_.backend();
+  auto put = [&](const auto& v) {
+    Buffer b = be.alloc(std::max<size_t>(1, v.size() * sizeof(v[0])));
+    if (!v.empty()) be.upload(b.data, v.data(), v.size() * sizeof(v[0]));
+    return b;
+  };
+  Buffer indptr = put(pp.indptr), ids = put(pp.ids), counts = put(pp.output_counts),
+         presence = put(pp.presence), frequency = put(pp.frequency),
+         repetition = put(pp.repetition);
+  PenaltyBatch pb;
+  pb.rows = rows;
+  pb.indptr = indptr.as<int32_t>();
+  pb.ids = ids.as<int32_t>();
+  pb.output_counts = counts.as<int32_t>();
+  pb.presence = presence.as<float>();
+  pb.frequency = frequency.as<float>();
+  pb.repetition = repetition.as<float>();
+  be.apply_penalties(logits, model_.config().vocab_size, pb);
+}
+
 StepOutput Engine::run_model(const StepPlan& plan) {
   Backend& be = model_.backend();
   const int64_t vocab = model_.config().vocab_size;
@@ -143,6 +172,18 @@ StepOutput Engine::run_model(const StepPlan& plan) {
   const int64_t rows = static_cast<int64_t>(plan.batch.logit_rows.size());
   StepOutput out;
   if (rows == 0) return out;
+  if (!plan.penalties.empty()) apply_penalties(plan.penalties, logits.as<float>(), rows);
+  if (plan.top_logprobs > 0) {
+    const int32_t k = std::min<int32_t>(plan.top_logprobs, static_cast<int32_t>(vocab));
+    const size_t count = static_cast<size_t>(rows) * static_cast<size_t>(k);
+    Buffer ids = be.alloc(count * 4), lps = be.alloc(count * 4);
+    be.top_logprobs(logits.as<float>(), rows, vocab, k, ids.as<int32_t>(), lps.as<float>());
+    out.top_k = k;
+    out.top_ids.resize(count);
+    out.top_logprobs.resize(count);
+    be.download(out.top_ids.data(), ids.data, count * 4);
+    be.download(out.top_logprobs.data(), lps.data, count * 4);
+  }
   Buffer params = be.alloc(plan.sample_params.size() * sizeof(SampleParams));
   be.upload(params.data, plan.sample_params.data(),
             plan.sample_params.size() * sizeof(SampleParams));

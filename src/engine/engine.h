@@ -51,6 +51,7 @@ class Engine {
  private:
   void loop();
   StepOutput run_model(const StepPlan& plan);
+  void apply_penalties(const PenaltyPlan& pp, float* logits, int64_t rows);
   void refresh_stats(int64_t step_tokens);
 
   const LlamaModel& model_;

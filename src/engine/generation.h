@@ -12,6 +12,13 @@ struct SamplingConfig {
   float top_p = 1.0f;
   int32_t top_k = 0;  // 0 = no limit
   uint64_t seed = 0;
+  float min_p = 0.0f;               // 0 = off
+  float presence_penalty = 0.0f;    // OpenAI, over generated tokens; [-2, 2]
+  float frequency_penalty = 0.0f;   // OpenAI, over generated tokens; [-2, 2]
+  float repetition_penalty = 1.0f;  // HF/vLLM, over prompt and generated tokens; > 0
+  bool has_penalties() const {
+    return presence_penalty != 0.0f || frequency_penalty != 0.0f || repetition_penalty != 1.0f;
+  }
 };
 
 struct GenerationRequest {

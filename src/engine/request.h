@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/generation.h"
@@ -22,6 +23,7 @@ struct EngineRequest {
   bool stop_at_eos = false;
   std::vector<int32_t> stop_token_ids;  // extra ids that end generation
   bool full_logprobs = false;  // the log-softmax at the last prompt position with the first token
+  int32_t top_logprobs = 0;    // 0..kMaxTopLogprobs alternatives with every token
 };
 
 // One event per generated token; the last event of a request has `finished` set. A request
@@ -34,7 +36,8 @@ struct TokenEvent {
   bool finished = false;
   std::string finish_reason;  // "length", "stop", "abort", "cancelled", "error"
   std::string error;
-  std::vector<float> prompt_last_logprobs;  // with the first token when full_logprobs
+  std::vector<float> prompt_last_logprobs;     // with the first token when full_logprobs
+  std::vector<std::pair<int32_t, float>> top;  // top_logprobs alternatives (id, log-prob)
 };
 
 using TokenCallback = std::function<void(const TokenEvent&)>;

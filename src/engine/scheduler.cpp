@@ -38,6 +38,8 @@ void Scheduler::add(std::unique_ptr<Sequence> seq) {
   seq->pages = PageList(&pool_, PageKind::kKv);
   seq->all_ids = seq->req.prompt_ids;
   seq->rng = Rng(seq->req.sampling.seed);
+  if (seq->req.sampling.has_penalties())
+    for (int32_t id : seq->req.prompt_ids) seq->seen.emplace(id, 0);
   if (!seq->req.adapter.empty()) adapters_.note_request(seq->req.adapter);
   prompt_tokens_ += static_cast<int64_t>(seq->req.prompt_ids.size());
   waiting_.push_back(seq.get());
@@ -238,12 +240,37 @@ StepPlan Scheduler::build(const std::vector<Slot>& slots) {
       ps_out.logit_row = static_cast<int32_t>(fb.logit_rows.size());
       fb.logit_rows.push_back(static_cast<int32_t>(fb.tokens.size()) - 1);
       ps_out.want_full_logprobs = s.req.full_logprobs && s.num_generated == 0;
+      ps_out.top_logprobs = s.req.top_logprobs;
+      plan.top_logprobs = std::max(plan.top_logprobs, s.req.top_logprobs);
       const SamplingConfig& sc = s.req.sampling;
-      plan.sample_params.push_back({sc.temperature, sc.top_p, sc.top_k, s.rng.uniform()});
+      plan.sample_params.push_back({sc.temperature, sc.top_p, sc.top_k, s.rng.uniform(), sc.min_p});
+      add_penalties(s, &plan);
     }
     plan.seqs.push_back(ps_out);
   }
   return plan;
+}
+
+void Scheduler::add_penalties(const Sequence& s, StepPlan* plan) {
+  PenaltyPlan& pp = plan->penalties;
+  const SamplingConfig& sc = s.req.sampling;
+  if (pp.empty() && !sc.has_penalties()) return;
+  if (pp.empty()) {  // the first row with penalties: earlier rows get empty lists
+    const size_t earlier = plan->sample_params.size() - 1;
+    pp.indptr.assign(earlier + 1, 0);
+    pp.presence.assign(earlier, 0.0f);
+    pp.frequency.assign(earlier, 0.0f);
+    pp.repetition.assign(earlier, 1.0f);
+  }
+  if (sc.has_penalties())
+    for (const auto& [id, count] : s.seen) {
+      pp.ids.push_back(id);
+      pp.output_counts.push_back(count);
+    }
+  pp.indptr.push_back(static_cast<int32_t>(pp.ids.size()));
+  pp.presence.push_back(sc.presence_penalty);
+  pp.frequency.push_back(sc.frequency_penalty);
+  pp.repetition.push_back(sc.repetition_penalty);
 }
 
 void Scheduler::update(const StepPlan& plan, const StepOutput& out, Clock::time_point now) {
@@ -257,6 +284,7 @@ void Scheduler::update(const StepPlan& plan, const StepOutput& out, Clock::time_
     const size_t row = static_cast<size_t>(p.logit_row);
     const int32_t tok = out.tokens[row];
     s.all_ids.push_back(tok);
+    if (s.req.sampling.has_penalties()) ++s.seen[tok];
     ++s.num_generated;
     ++generation_tokens_;
     if (s.num_generated == 1) s.first_token_time = now;
@@ -271,6 +299,10 @@ void Scheduler::update(const StepPlan& plan, const StepOutput& out, Clock::time_
       e.token = tok;
       e.logprob = out.logprobs[row];
       if (p.want_full_logprobs && row < out.full.size()) e.prompt_last_logprobs = out.full[row];
+      for (int32_t j = 0; j < p.top_logprobs && j < out.top_k; ++j) {
+        const size_t at = row * static_cast<size_t>(out.top_k) + static_cast<size_t>(j);
+        e.top.emplace_back(out.top_ids[at], out.top_logprobs[at]);
+      }
       s.on_event(e);
     }
     if (done) finish(s, stop ? "stop" : "length", "");

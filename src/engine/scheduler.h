@@ -59,6 +59,8 @@ class Scheduler {
   void drop_finished();
   void admit(Clock::time_point now, int32_t* budget, std::vector<Slot>* slots);
   StepPlan build(const std::vector<Slot>& slots);
+  // Appends the penalty list of s's sampling row (the last row of plan->sample_params).
+  static void add_penalties(const Sequence& s, StepPlan* plan);
 
   SchedulerConfig config_;
   PagePool& pool_;

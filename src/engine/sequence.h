@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/rng.h"
@@ -29,6 +30,8 @@ struct Sequence {
   Clock::time_point arrival;
   Clock::time_point first_token_time;  // epoch when none yet
   int32_t num_preemptions = 0;
+  // Distinct ids seen -> times generated (0: prompt only); kept only when penalties are on.
+  std::unordered_map<int32_t, int32_t> seen;
 
   int32_t num_tokens() const { return static_cast<int32_t>(all_ids.size()); }
   bool prefill_done() const { return num_computed >= num_tokens() - 1; }

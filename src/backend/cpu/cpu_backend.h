@@ -32,6 +32,9 @@ class CpuBackend final : public Backend {
   void lora_shrink(const float* x, int64_t n, const LoraModuleBatch& lora, float* v) override;
   void lora_expand(const float* v, int64_t n, const LoraModuleBatch& lora, float* y) override;
   void log_softmax(const float* logits, int64_t rows, int64_t vocab, float* out) override;
+  void apply_penalties(float* logits, int64_t vocab, const PenaltyBatch& p) override;
+  void top_logprobs(const float* logits, int64_t rows, int64_t vocab, int32_t k, int32_t* ids,
+                    float* logprobs) override;
   void sample(const float* logits, int64_t rows, int64_t vocab, const SampleParams* params,
               int32_t* tokens, float* logprobs) override;
 };

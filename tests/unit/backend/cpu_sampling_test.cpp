@@ -1,7 +1,8 @@
 // CPU sampling: greedy argmax (ties to the lowest id), the reported log-prob is the raw
 // log-softmax whatever the sampling knobs, top_k = 1 and tiny top_p reduce to greedy, a fixed
 // uniform is deterministic, and over many uniforms from ls::Rng the picks follow
-// softmax(logits / T) restricted to the top-k / top-p set (chi-square check), never leaving it.
+// softmax(logits / T) restricted to the top-k / min-p / top-p set (chi-square check), never
+// leaving it. Penalties and top log-probs against hand-computed values.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -28,15 +29,17 @@ double ref_logprob(const std::vector<float>& x, int32_t tok) {
 }
 
 // The distribution sampling should follow: softmax(x / T), keep the top_k most likely
-// (ties to lower ids), renormalise, keep the smallest prefix whose mass reaches top_p.
+// (ties to lower ids), drop those below min_p times the top probability, renormalise, keep the
+// smallest prefix whose mass reaches top_p.
 std::vector<double> ref_distribution(const std::vector<float>& x, float t, int32_t top_k,
-                                     float top_p) {
+                                     float top_p, float min_p = 0.0f) {
   const size_t v = x.size();
   std::vector<int32_t> order(v);
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return x[a] > x[b]; });
   size_t keep = top_k > 0 ? std::min(v, static_cast<size_t>(top_k)) : v;
   const double mx = x[order[0]];
+  while (keep > 1 && std::exp((x[order[keep - 1]] - mx) / t) < min_p) --keep;
   double total = 0;
   for (size_t i = 0; i < keep; ++i) total += std::exp((x[order[i]] - mx) / t);
   double cum = 0;
@@ -181,6 +184,7 @@ struct DistCase {
   float temperature;
   int32_t top_k;
   float top_p;
+  float min_p = 0.0f;
 };
 
 void PrintTo(const DistCase& c, std::ostream* os) {
@@ -195,10 +199,10 @@ TEST_P(SamplingDistribution, EmpiricalFrequenciesMatchTheRestrictedSoftmax) {
   const int n = 20000;
   Rng lrng(5);
   auto logits = random_logits(lrng, vocab, 1.2);
-  const std::vector<double> p = ref_distribution(logits, c.temperature, c.top_k, c.top_p);
+  const std::vector<double> p = ref_distribution(logits, c.temperature, c.top_k, c.top_p, c.min_p);
   std::vector<SampleParams> params(n);
   Rng urng(1234);
-  for (auto& sp : params) sp = {c.temperature, c.top_p, c.top_k, urng.uniform()};
+  for (auto& sp : params) sp = {c.temperature, c.top_p, c.top_k, urng.uniform(), c.min_p};
   std::vector<int32_t> tokens;
   std::vector<float> lps;
   sample_rows(logits, params, &tokens, &lps);
@@ -234,8 +238,65 @@ INSTANTIATE_TEST_SUITE_P(Cases, SamplingDistribution,
                                            DistCase{"hot_T2_5", 2.5f, 0, 1.0f},
                                            DistCase{"top_k5", 0.8f, 5, 1.0f},
                                            DistCase{"top_p0_7", 1.0f, 0, 0.7f},
-                                           DistCase{"top_k8_top_p0_8", 1.3f, 8, 0.8f}),
+                                           DistCase{"top_k8_top_p0_8", 1.3f, 8, 0.8f},
+                                           DistCase{"min_p0_1", 1.0f, 0, 1.0f, 0.1f},
+                                           DistCase{"min_p0_3_top_p0_9", 0.7f, 0, 0.9f, 0.3f}),
                          [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(CpuSampling, MinPOfOneIsGreedyAndMinPKeepsOnlyCloseTokens) {
+  Rng lrng(3);
+  auto logits = random_logits(lrng, 50, 1.5);
+  const int32_t greedy = sample_one(logits, {});
+  for (double u : {0.0, 0.5, 0.999})
+    EXPECT_EQ(sample_one(logits, {1.0f, 1.0f, 0, u, 1.0f}), greedy);
+  // Two tokens far above the rest: min_p 0.5 keeps exactly those two.
+  std::vector<float> two(10, 0.0f);
+  two[3] = 10.0f;
+  two[7] = 9.9f;
+  std::vector<int> seen(10, 0);
+  for (int i = 0; i < 200; ++i) ++seen[sample_one(two, {1.0f, 1.0f, 0, i / 200.0, 0.5f})];
+  EXPECT_GT(seen[3], 0);
+  EXPECT_GT(seen[7], 0);
+  EXPECT_EQ(seen[3] + seen[7], 200);
+}
+
+TEST_F(CpuSampling, PenaltiesFollowTheOpenAIAndHfRules) {
+  // Row 0: repetition 2 on ids 1 (positive logit, prompt only) and 2 (negative, generated
+  // twice) plus frequency 0.5 and presence 0.25 on id 2. Row 1: no entries, untouched.
+  std::vector<float> logits = {1.0f, 4.0f, -2.0f, 3.0f, 1.0f, 4.0f, -2.0f, 3.0f};
+  std::vector<int32_t> indptr = {0, 2, 2}, ids = {1, 2}, counts = {0, 2};
+  std::vector<float> presence = {0.25f, 1.0f}, frequency = {0.5f, 1.0f}, repetition = {2.0f, 3.0f};
+  PenaltyBatch pb;
+  pb.rows = 2;
+  pb.indptr = indptr.data();
+  pb.ids = ids.data();
+  pb.output_counts = counts.data();
+  pb.presence = presence.data();
+  pb.frequency = frequency.data();
+  pb.repetition = repetition.data();
+  be->apply_penalties(logits.data(), 4, pb);
+  EXPECT_FLOAT_EQ(logits[0], 1.0f);
+  EXPECT_FLOAT_EQ(logits[1], 2.0f);                  // 4 / 2
+  EXPECT_FLOAT_EQ(logits[2], -4.0f - 1.0f - 0.25f);  // -2 * 2 - 0.5 * 2 - 0.25
+  EXPECT_FLOAT_EQ(logits[3], 3.0f);
+  for (int i = 4; i < 8; ++i) EXPECT_FLOAT_EQ(logits[i], (std::vector<float>{1, 4, -2, 3})[i - 4]);
+}
+
+TEST_F(CpuSampling, TopLogprobsAreSortedWithTiesToTheLowerId) {
+  std::vector<float> logits = {0.5f, 2.0f, 2.0f, -1.0f, 3.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+  std::vector<int32_t> ids(6);
+  std::vector<float> lps(6);
+  be->top_logprobs(logits.data(), 2, 5, 3, ids.data(), lps.data());
+  EXPECT_EQ(ids[0], 4);
+  EXPECT_EQ(ids[1], 1);
+  EXPECT_EQ(ids[2], 2);
+  EXPECT_NEAR(lps[0], ref_logprob({0.5f, 2.0f, 2.0f, -1.0f, 3.0f}, 4), 1e-6);
+  EXPECT_NEAR(lps[1], lps[2], 1e-7);
+  EXPECT_EQ(ids[3], 0);  // all equal: the lowest ids first
+  EXPECT_EQ(ids[4], 1);
+  EXPECT_EQ(ids[5], 2);
+  EXPECT_NEAR(lps[3], -std::log(5.0), 1e-6);
+}
 
 }  // namespace
 }  // namespace ls

@@ -2,7 +2,8 @@
 // and served through the tiered cache (disk -> host LRU -> device pages) with power-law
 // popularity, outputs identical to each request alone; host-budget evictions and reloads;
 // load-failure isolation; a metadata-only registry of 10,000 adapters; cancellation and
-// concurrent submitters from several threads; pages back to baseline after every scenario.
+// concurrent submitters from several threads; pages back to baseline after every scenario;
+// top log-probs and presence/frequency penalties checked against the unpenalised model.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
 #include <thread>
 
 #include "base/rng.h"
@@ -310,6 +312,86 @@ TEST_F(EngineTest, RejectsBadRequestsAndAFullQueue) {
   }
   EXPECT_GT(rejected, 0);
   engine.wait_idle();
+  expect_pages_back(engine);
+}
+
+// Every token with its top alternatives, collected synchronously.
+std::vector<TokenEvent> run_one(Engine& engine, const EngineRequest& req) {
+  std::vector<TokenEvent> events;
+  std::mutex mu;
+  auto id = engine.submit(req, [&](const TokenEvent& e) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (e.token >= 0) events.push_back(e);
+  });
+  EXPECT_TRUE(id.ok()) << id.status().message();
+  engine.wait_idle();
+  return events;
+}
+
+TEST_F(EngineTest, TopLogprobsAndPenaltiesMatchTheUnpenalisedModel) {
+  Engine engine(model(), {});
+  EngineRequest base = request("", 7, 10);
+  base.top_logprobs = kMaxTopLogprobs;
+  // Greedy: the token is the first alternative, alternatives descend.
+  for (const TokenEvent& e : run_one(engine, base)) {
+    ASSERT_EQ(e.top.size(), static_cast<size_t>(kMaxTopLogprobs));
+    EXPECT_EQ(e.top[0].first, e.token);
+    EXPECT_NEAR(e.top[0].second, e.logprob, 1e-6);
+    for (size_t j = 1; j < e.top.size(); ++j) EXPECT_LE(e.top[j].second, e.top[j - 1].second);
+  }
+  // Penalised greedy run: each step's pick must be the argmax of the unpenalised log-probs for
+  // the same prefix minus frequency * count + presence (a shift in log-prob space is exact).
+  EngineRequest pen = base;
+  pen.sampling.frequency_penalty = 1.5f;
+  pen.sampling.presence_penalty = 0.5f;
+  const std::vector<TokenEvent> got = run_one(engine, pen);
+  ASSERT_EQ(got.size(), 10u);
+  std::map<int32_t, int32_t> counts;
+  std::vector<int32_t> prefix = pen.prompt_ids;
+  int checked = 0;
+  for (const TokenEvent& e : got) {
+    EngineRequest probe = base;
+    probe.prompt_ids = prefix;
+    probe.max_tokens = 1;
+    const auto raw = run_one(engine, probe);
+    ASSERT_EQ(raw.size(), 1u);
+    auto penalised = [&](int32_t id, float lp) {
+      auto it = counts.find(id);
+      return it == counts.end() ? lp : lp - 1.5f * static_cast<float>(it->second) - 0.5f;
+    };
+    float best = -1e30f, picked = -1e30f;
+    for (const auto& [id, lp] : raw[0].top) {
+      best = std::max(best, penalised(id, lp));
+      if (id == e.token) picked = penalised(id, lp);
+    }
+    if (picked > -1e30f) {
+      EXPECT_NEAR(picked, best, 1e-4) << "step " << checked;
+      ++checked;
+    }
+    ++counts[e.token];
+    prefix.push_back(e.token);
+  }
+  EXPECT_GE(checked, 5);
+  EXPECT_LE(counts.size(), 10u);
+  // Penalties change what a greedy run repeats: the penalised run repeats less.
+  std::map<int32_t, int32_t> base_counts;
+  EngineRequest longer = base;
+  longer.max_tokens = 40;
+  for (const TokenEvent& e : run_one(engine, longer)) ++base_counts[e.token];
+  pen.max_tokens = 40;
+  std::map<int32_t, int32_t> pen_counts;
+  for (const TokenEvent& e : run_one(engine, pen)) ++pen_counts[e.token];
+  EXPECT_GT(pen_counts.size(), base_counts.size());
+  // Out-of-range knobs are refused.
+  EngineRequest bad = base;
+  bad.top_logprobs = kMaxTopLogprobs + 1;
+  EXPECT_EQ(engine.submit(bad, nullptr).status().code(), StatusCode::kInvalidArgument);
+  bad = base;
+  bad.sampling.repetition_penalty = 0.0f;
+  EXPECT_EQ(engine.submit(bad, nullptr).status().code(), StatusCode::kInvalidArgument);
+  bad = base;
+  bad.sampling.min_p = 1.5f;
+  EXPECT_EQ(engine.submit(bad, nullptr).status().code(), StatusCode::kInvalidArgument);
   expect_pages_back(engine);
 }
 
