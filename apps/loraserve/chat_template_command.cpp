@@ -7,6 +7,7 @@
 #include "base/file_util.h"
 #include "commands.h"
 #include "text/chat_template.h"
+#include "text/chat_template_files.h"
 
 namespace ls {
 
@@ -22,36 +23,6 @@ struct ChatTemplateFlags {
   std::string template_name;
   bool add_generation_prompt = false;
 };
-
-// --chat-template FILE: Jinja text, or JSON holding a "chat_template" (a tokenizer_config.json).
-Result<ChatTemplate> template_from_file(const std::string& path, const std::string& name) {
-  const bool is_json = path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
-  if (!is_json) {
-    LS_ASSIGN_OR_RETURN(std::string source, read_text_file(path));
-    auto t = ChatTemplate::from_string(source);
-    if (!t.ok()) return t.status().with_context(path);
-    return t;
-  }
-  LS_ASSIGN_OR_RETURN(Json j, read_json_file(path));
-  auto t = ChatTemplate::from_tokenizer_config(j, name);
-  if (!t.ok()) return t.status().with_context(path);
-  return t;
-}
-
-// The model's template as transformers loads it: a chat_template.jinja file beside the
-// tokenizer takes priority over tokenizer_config.json's "chat_template".
-Result<ChatTemplate> template_from_dir(const std::string& dir, const Json& cfg,
-                                       const std::string& name) {
-  const std::string jinja_path = dir + "/chat_template.jinja";
-  if (file_exists(jinja_path)) return template_from_file(jinja_path, name);
-  auto t = ChatTemplate::from_tokenizer_config(cfg, name);
-  if (t.status().code() == StatusCode::kNotFound && name.empty())
-    return not_found(dir +
-                     ": no chat_template in tokenizer_config.json and no chat_template.jinja"
-                     " (give one with --chat-template)");
-  if (!t.ok()) return t.status().with_context(dir + "/tokenizer_config.json");
-  return t;
-}
 
 Result<std::string> render(const ChatTemplateFlags& f) {
   LS_ASSIGN_OR_RETURN(Json cfg, read_json_file(f.tokenizer + "/tokenizer_config.json"));
@@ -78,8 +49,8 @@ Result<std::string> render(const ChatTemplateFlags& f) {
   }
 
   Result<ChatTemplate> tmpl = f.chat_template.empty()
-                                  ? template_from_dir(f.tokenizer, cfg, f.template_name)
-                                  : template_from_file(f.chat_template, f.template_name);
+                                  ? chat_template_from_dir(f.tokenizer, cfg, f.template_name)
+                                  : chat_template_from_file(f.chat_template, f.template_name);
   if (!tmpl.ok()) return tmpl.status();
   return tmpl->render(in);
 }

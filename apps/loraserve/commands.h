@@ -21,6 +21,9 @@ Command add_bench_command(CLI::App& app);
 Command add_chat_template_command(CLI::App& app);
 Command add_tokenize_command(CLI::App& app);
 #endif
+#ifdef LORASERVE_HAS_SERVER
+Command add_serve_command(CLI::App& app);
+#endif
 
 // Scheduling-policy flags (--max-active-adapters, --adapter-cycle-ms, --vtc, --ttft-slo-ms).
 void add_policy_flags(CLI::App* sub, PolicyOptions* policy, double* ttft_slo_ms);

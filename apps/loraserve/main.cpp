@@ -39,6 +39,9 @@ int main(int argc, char** argv) {
   commands.push_back(ls::add_chat_template_command(app));
   commands.push_back(ls::add_tokenize_command(app));
 #endif
+#ifdef LORASERVE_HAS_SERVER
+  commands.push_back(ls::add_serve_command(app));
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

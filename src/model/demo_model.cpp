@@ -2,6 +2,8 @@
 // rather than one token repeated, and adapters with non-zero B so each visibly changes them.
 #include "model/demo_model.h"
 
+#include "model/demo_tokenizer.h"
+
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -156,6 +158,7 @@ Result<std::vector<DemoAdapterInfo>> make_demo(const std::string& dir, uint64_t 
   const auto cfg_json = demo_config();
   LS_ASSIGN_OR_RETURN(ModelConfig mc, ModelConfig::from_json(cfg_json));
   LS_RETURN_IF_ERROR(write_model(dir + "/model", cfg_json, mc, rng));
+  LS_RETURN_IF_ERROR(write_demo_tokenizer(dir + "/model", mc.vocab_size));
   using T = LoraTarget;
   const std::vector<RandomAdapterSpec> specs = {
       {"pirate", 8, 16, false, {T::kQ, T::kV}, DType::kF32, {}},
