@@ -8,6 +8,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libopenblas-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang-format
   libpcre2-dev libutf8proc-dev libsentencepiece-dev clang libclang-rt-14-dev python3
+  libboost-dev prometheus-cpp-dev liblapacke-dev nodejs npm curl
 )
 
 missing=()

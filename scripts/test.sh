@@ -14,6 +14,12 @@ if [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc >/dev/null; then
 else
   echo "== nvcc not found: CUDA backend not compiled =="
 fi
+# The official OpenAI Node client for the server's end-to-end test (skipped when npm or the
+# registry is unreachable; the test then says so).
+if command -v npm >/dev/null && [ ! -d build/node-openai/node_modules/openai ]; then
+  timeout 180 npm install --prefix build/node-openai openai@4.104.0 --no-audit --no-fund \
+    --loglevel=error >/dev/null 2>&1 || echo "== npm install openai failed: Node client test skipped =="
+fi
 ctest --preset dev
 echo "== fuzzing the tokenizer (libFuzzer, 30 s) =="
 bash scripts/fuzz_tokenizer.sh 30

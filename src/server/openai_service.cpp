@@ -202,7 +202,10 @@ asio::awaitable<void> OpenAiService::handle(HttpExchange& ex) {
     co_return;
   }
   if (path.rfind("/v1/", 0) != 0) {
-    co_await send_error(ex, make_error(404, "no route for " + path));
+    {
+      const ApiError error = make_error(404, "no route for " + path);
+      co_await send_error(ex, error);
+    }
     co_return;
   }
   if (!options_.api_key.empty() && ex.header("Authorization") != "Bearer " + options_.api_key) {
@@ -380,8 +383,11 @@ asio::awaitable<void> OpenAiService::generate(HttpExchange& ex, bool chat) {
                                 "or completion."
                               : " for the completion). Please reduce your prompt; or completion "
                                 "length.");
-      co_await send_error(
-          ex, bad_request(msg, chat ? "messages" : "prompt", "context_length_exceeded"));
+      {
+        const ApiError error =
+            bad_request(msg, chat ? "messages" : "prompt", "context_length_exceeded");
+        co_await send_error(ex, error);
+      }
       co_return;
     }
   }
@@ -414,9 +420,12 @@ asio::awaitable<void> OpenAiService::generate(HttpExchange& ex, bool chat) {
       r.top_logprobs = p.logprobs ? p.top_logprobs : 0;
       Status v = engine_.validate(r);
       if (!v.ok()) {
-        co_await send_error(ex, v.code() == StatusCode::kNotFound
-                                    ? not_found_error(v.message(), "model", "model_not_found")
-                                    : bad_request(v.message()));
+        {
+          const ApiError error = v.code() == StatusCode::kNotFound
+                                     ? not_found_error(v.message(), "model", "model_not_found")
+                                     : bad_request(v.message());
+          co_await send_error(ex, error);
+        }
         co_return;
       }
       Choice c;
@@ -630,9 +639,12 @@ asio::awaitable<void> OpenAiService::generate(HttpExchange& ex, bool chat) {
       if (!c.error.empty()) continue;  // reported below as the stream's error event
       out.push_back(std::move(one));
     }
-    if (!out.empty() && !co_await ex.write("data: " + dump(chunk_json(std::move(out))) + "\n\n")) {
-      cancel_all();
-      co_return;
+    if (!out.empty()) {
+      std::string chunk = "data: " + dump(chunk_json(std::move(out))) + "\n\n";
+      if (!co_await ex.write(std::move(chunk))) {
+        cancel_all();
+        co_return;
+      }
     }
     if (failure) break;
   }
@@ -691,26 +703,38 @@ asio::awaitable<void> OpenAiService::list_models(HttpExchange& ex) {
 
 asio::awaitable<void> OpenAiService::load_adapter(HttpExchange& ex) {
   if (!options_.allow_runtime_lora) {
-    co_await send_error(ex, make_error(403,
-                                       "runtime adapter loading is off (start the server "
-                                       "with --enable-lora-loading)"));
+    {
+      const ApiError error = make_error(403,
+                                        "runtime adapter loading is off (start the server "
+                                        "with --enable-lora-loading)");
+      co_await send_error(ex, error);
+    }
     co_return;
   }
   Json j = Json::parse(ex.body(), nullptr, false);
   if (!j.is_object() || !j.contains("lora_name") || !j["lora_name"].is_string() ||
       !j.contains("lora_path") || !j["lora_path"].is_string()) {
-    co_await send_error(
-        ex, bad_request("the body must be {\"lora_name\": string, \"lora_path\": string}"));
+    {
+      const ApiError error =
+          bad_request("the body must be {\"lora_name\": string, \"lora_path\": string}");
+      co_await send_error(ex, error);
+    }
     co_return;
   }
   const std::string name = j["lora_name"], path = j["lora_path"];
   if (!valid_adapter_name(name) || name == options_.served_model_name) {
-    co_await send_error(ex, bad_request("'" + name + "' is not a valid adapter name", "lora_name"));
+    {
+      const ApiError error = bad_request("'" + name + "' is not a valid adapter name", "lora_name");
+      co_await send_error(ex, error);
+    }
     co_return;
   }
   if (engine_.adapters().known(name)) {
-    co_await send_error(
-        ex, bad_request("The lora adapter '" + name + "' has already been loaded.", "lora_name"));
+    {
+      const ApiError error =
+          bad_request("The lora adapter '" + name + "' has already been loaded.", "lora_name");
+      co_await send_error(ex, error);
+    }
     co_return;
   }
   std::string dir;
@@ -730,13 +754,19 @@ asio::awaitable<void> OpenAiService::load_adapter(HttpExchange& ex) {
       },
       asio::use_awaitable);
   if (!loaded->ok()) {
-    co_await send_error(ex, bad_request(loaded->status().message(), "lora_path"));
+    {
+      const ApiError error = bad_request(loaded->status().message(), "lora_path");
+      co_await send_error(ex, error);
+    }
     co_return;
   }
   Status st = engine_.adapters().register_loaded(
       std::make_shared<const LoraAdapter>(std::move(*loaded).value()));
   if (!st.ok()) {
-    co_await send_error(ex, bad_request(st.message(), "lora_name"));
+    {
+      const ApiError error = bad_request(st.message(), "lora_name");
+      co_await send_error(ex, error);
+    }
     co_return;
   }
   {
@@ -750,23 +780,32 @@ asio::awaitable<void> OpenAiService::load_adapter(HttpExchange& ex) {
 
 asio::awaitable<void> OpenAiService::unload_adapter(HttpExchange& ex) {
   if (!options_.allow_runtime_lora) {
-    co_await send_error(ex, make_error(403,
-                                       "runtime adapter loading is off (start the server "
-                                       "with --enable-lora-loading)"));
+    {
+      const ApiError error = make_error(403,
+                                        "runtime adapter loading is off (start the server "
+                                        "with --enable-lora-loading)");
+      co_await send_error(ex, error);
+    }
     co_return;
   }
   Json j = Json::parse(ex.body(), nullptr, false);
   if (!j.is_object() || !j.contains("lora_name") || !j["lora_name"].is_string()) {
-    co_await send_error(ex, bad_request("the body must be {\"lora_name\": string}"));
+    {
+      const ApiError error = bad_request("the body must be {\"lora_name\": string}");
+      co_await send_error(ex, error);
+    }
     co_return;
   }
   const std::string name = j["lora_name"];
   Status st = engine_.adapters().unregister(name);
   if (!st.ok()) {
-    co_await send_error(
-        ex, st.code() == StatusCode::kNotFound
-                ? not_found_error("The lora adapter '" + name + "' cannot be found.", "lora_name")
-                : make_error(409, st.message(), "lora_name"));
+    {
+      const ApiError error =
+          st.code() == StatusCode::kNotFound
+              ? not_found_error("The lora adapter '" + name + "' cannot be found.", "lora_name")
+              : make_error(409, st.message(), "lora_name");
+      co_await send_error(ex, error);
+    }
     co_return;
   }
   {

@@ -27,7 +27,7 @@ const std::vector<double> kLatencyBuckets = {0.3,  0.5,   0.8,   1.0,   1.5,   2
 }  // namespace
 
 ServerMetrics::ServerMetrics(const std::string& model_name, int32_t max_loras)
-    : registry_(std::make_shared<p::Registry>()), max_loras_(max_loras) {
+    : model_name_(model_name), registry_(std::make_shared<p::Registry>()), max_loras_(max_loras) {
   const p::Labels model{{"model_name", model_name}};
   auto gauge = [&](const std::string& name, const std::string& help) -> p::Gauge& {
     return p::BuildGauge().Name(name).Help(help).Register(*registry_).Add(model);
@@ -110,8 +110,8 @@ void ServerMetrics::observe_finished(const std::string& reason, double e2e_secon
                                      int64_t prompt_tokens, int64_t generation_tokens) {
   e2e_->Observe(e2e_seconds);
   std::lock_guard<std::mutex> lock(mu_);
-  success_family_->Add({{"model_name", ""}, {"finished_reason", reason}}).Increment();
-  (void)prompt_tokens;
+  success_family_->Add({{"model_name", model_name_}, {"finished_reason", reason}}).Increment();
+  (void)prompt_tokens;  // the token totals come from the engine's counters at each scrape
   (void)generation_tokens;
 }
 

@@ -44,6 +44,7 @@ class ServerMetrics {
   void add_delta(prometheus::Counter& c, int64_t now, int64_t* last);
 
   std::mutex mu_;
+  std::string model_name_;
   std::shared_ptr<prometheus::Registry> registry_;
   int32_t max_loras_;
   // vLLM
