@@ -17,6 +17,7 @@ struct Command {
 Command add_generate_command(CLI::App& app);
 Command add_make_demo_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
+Command add_compress_command(CLI::App& app);
 #ifdef LORASERVE_HAS_TEXT
 Command add_chat_template_command(CLI::App& app);
 Command add_tokenize_command(CLI::App& app);

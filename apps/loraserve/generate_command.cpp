@@ -9,6 +9,7 @@
 #include "backend/backend.h"
 #include "base/file_util.h"
 #include "commands.h"
+#include "compress/bundle_adapters.h"
 #include "engine/batch_generator.h"
 #include "model/llama_model.h"
 #include "request_json.h"
@@ -27,6 +28,7 @@ namespace {
 struct GenerateFlags {
   std::string model;
   std::vector<std::string> loras;
+  std::vector<std::string> lora_bundles;
   std::string adapter;
   std::string prompt_ids;
   std::string prompt;
@@ -139,6 +141,16 @@ int run_generate(const GenerateFlags& f) {
     if (!host.ok()) return fail(host.status().message());
     adapters.emplace(name, std::make_shared<const LoraAdapter>(std::move(host).value()));
   }
+  for (const std::string& dir : f.lora_bundles) {
+    auto bundle = load_bundle_adapters(dir, model.value()->config());
+    if (!bundle.ok()) return fail(bundle.status().message());
+    for (LoraAdapter& a : bundle.value()) {
+      if (adapters.count(a.name))
+        return fail("--lora-bundle " + dir + ": adapter name '" + a.name + "' given twice");
+      const std::string name = a.name;
+      adapters.emplace(name, std::make_shared<const LoraAdapter>(std::move(a)));
+    }
+  }
   BatchGeneratorOptions opts;
   opts.max_num_seqs = f.max_num_seqs;
   opts.max_tokens_per_step = f.max_tokens_per_step;
@@ -168,6 +180,9 @@ Command add_generate_command(CLI::App& app) {
       ->required()
       ->envname("LORASERVE_MODEL");
   sub->add_option("--lora", f->loras, "Adapter NAME=DIR (PEFT directory); repeatable");
+  sub->add_option("--lora-bundle", f->lora_bundles,
+                  "Compressed bundle directory (loraserve compress); registers every adapter of "
+                  "it by name; repeatable");
   sub->add_option("--adapter", f->adapter,
                   "Adapter NAME for the single request (default: the base model)");
   sub->add_option("--prompt-ids", f->prompt_ids, "Prompt token ids, e.g. 1,2,3");

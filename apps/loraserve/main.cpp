@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
       ->envname("LORASERVE_LOG_LEVEL");
   std::vector<ls::Command> commands;
-  for (auto add : {ls::add_generate_command, ls::add_make_demo_command, ls::add_bench_command})
+  for (auto add : {ls::add_generate_command, ls::add_make_demo_command, ls::add_bench_command,
+                   ls::add_compress_command})
     commands.push_back(add(app));
 #ifdef LORASERVE_HAS_TEXT
   commands.push_back(ls::add_chat_template_command(app));
