@@ -38,6 +38,7 @@ struct TokenEvent {
   std::string error;
   std::vector<float> prompt_last_logprobs;     // with the first token when full_logprobs
   std::vector<std::pair<int32_t, float>> top;  // top_logprobs alternatives (id, log-prob)
+  double queue_s = -1.0;  // with the first token: arrival to first admission, in seconds
 };
 
 using TokenCallback = std::function<void(const TokenEvent&)>;

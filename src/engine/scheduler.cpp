@@ -158,6 +158,7 @@ void Scheduler::admit(Clock::time_point now, int32_t* budget, std::vector<Slot>*
     }
     waiting_.erase(waiting_.begin() + idx);
     s.status = SeqStatus::kRunning;
+    if (s.first_admitted == Clock::time_point()) s.first_admitted = Clock::now();
     running_.push_back(&s);
     policy_->on_admitted(s);
     slots->push_back({&s, take});
@@ -298,6 +299,8 @@ void Scheduler::update(const StepPlan& plan, const StepOutput& out, Clock::time_
       e.id = s.id;
       e.token = tok;
       e.logprob = out.logprobs[row];
+      if (s.num_generated == 1)
+        e.queue_s = std::chrono::duration<double>(s.first_admitted - s.arrival).count();
       if (p.want_full_logprobs && row < out.full.size()) e.prompt_last_logprobs = out.full[row];
       for (int32_t j = 0; j < p.top_logprobs && j < out.top_k; ++j) {
         const size_t at = row * static_cast<size_t>(out.top_k) + static_cast<size_t>(j);

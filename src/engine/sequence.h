@@ -29,6 +29,7 @@ struct Sequence {
   const ResidentAdapter* adapter = nullptr;  // set while pinned
   Clock::time_point arrival;
   Clock::time_point first_token_time;  // epoch when none yet
+  Clock::time_point first_admitted;    // first time it left the waiting queue
   int32_t num_preemptions = 0;
   // Distinct ids seen -> times generated (0: prompt only); kept only when penalties are on.
   std::unordered_map<int32_t, int32_t> seen;

@@ -536,6 +536,7 @@ asio::awaitable<void> OpenAiService::generate(HttpExchange& ex, bool chat) {
       const Clock::time_point now = Clock::now();
       if (c.generated == 1) {
         metrics_->observe_ttft(seconds_since(arrival));
+        if (e.queue_s >= 0) metrics_->observe_queue_time(e.queue_s);
         track(adapter, -1, false);
         track(adapter, 1, true);
       } else {

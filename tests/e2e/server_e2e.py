@@ -55,6 +55,8 @@ class Server:
             j = json.loads(text)
         except ValueError:
             j = None
+        if path != "/metrics":
+            self.last = (method, path, data if data is None else data[:300], r.status, text[:1000])
         return r.status, j, text, dict(r.getheaders())
 
     def metrics(self):
@@ -111,7 +113,12 @@ def main():
                "--enable-lora-loading", "--max-queue", "5000", "--max-body-bytes", "65536",
                "--max-num-seqs", "64", "--shutdown-timeout", "60")
     try:
-        run_checks(s, tmp, model, root, outside)
+        try:
+            run_checks(s, tmp, model, root, outside)
+        except Exception:  # print what the server answered last, then fail
+            import traceback
+            traceback.print_exc()
+            check("checks ran to the end", False, getattr(s, "last", None))
         if NODE_MODULES:
             run_node(s)
         else:
@@ -321,6 +328,8 @@ def run_checks(s, tmp, model, root, outside):
                  "vllm:request_queue_time_seconds_bucket", "vllm:lora_requests_info", "loraserve:pages_adapter",
                  "loraserve:adapter_device_hits_total", "loraserve:adapter_load_latency_seconds_bucket"]:
         check(f"metric {name}", name in m, name)
+    check("queue time observed", m.get("vllm:request_queue_time_seconds_count", 0) > 0, m)
+    check("ttft observed", m.get("vllm:time_to_first_token_seconds_count", 0) > 0, m)
     check("lora info labels", re.search(r'vllm:lora_requests_info\{[^}]*max_lora="', text) is not None)
 
 
