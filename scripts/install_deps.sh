@@ -8,8 +8,11 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libopenblas-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang-format
   libpcre2-dev libutf8proc-dev libsentencepiece-dev clang libclang-rt-14-dev python3
-  libboost-dev prometheus-cpp-dev liblapacke-dev nodejs npm curl
+  libboost-dev prometheus-cpp-dev liblapacke-dev curl
 )
+# Node.js and npm (the server test runs the official OpenAI Node client); a Node.js that
+# already brings its own npm (e.g. NodeSource's, which conflicts with Debian's npm) is kept.
+command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
