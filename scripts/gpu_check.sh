@@ -1,23 +1,88 @@
 #!/usr/bin/env bash
-# On a machine with an NVIDIA GPU: build the CUDA kernels (preset cuda) and check them against
-# the CPU backend, plain and under compute-sanitizer memcheck. Prints a summary table last.
+# On a machine with an NVIDIA GPU: build the CUDA backend's tests (preset cuda, no text layer)
+# and run the whole GPU suite: the op conformance suite against the CPU backend, the HF golden
+# fixtures through CUDA, `loraserve generate --device cuda` against --device cpu, and the
+# conformance suite under compute-sanitizer memcheck. Logs go to $OUT (default /tmp/gpu_check);
+# a summary table is printed last. Exit status 0 only when every check passed.
+#   scripts/gpu_check.sh [BUILD_DIR]
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-/tmp}
+OUT=${OUT:-/tmp/gpu_check}
+mkdir -p "$OUT"
+BUILD=${1:-build/cuda}
 NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-cmake --preset cuda -DCMAKE_CUDA_COMPILER="$NVCC" -DLORASERVE_BENCH=OFF -DLORASERVE_TEXT=OFF >"$OUT/gpu_configure.log" 2>&1 ||
-  { tail -20 "$OUT/gpu_configure.log"; exit 1; }
-cmake --build --preset cuda -j"$(nproc)" --target cuda_ops_test >"$OUT/gpu_build.log" 2>&1 ||
-  { tail -30 "$OUT/gpu_build.log"; exit 1; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-build/cuda/tests/cuda_ops_test 2>&1 | tee "$OUT/cuda_ops_test.log"
-plain=${PIPESTATUS[0]}
-san=skipped
-if command -v compute-sanitizer >/dev/null; then
-  compute-sanitizer --tool memcheck --error-exitcode 3 build/cuda/tests/cuda_ops_test \
-    >"$OUT/memcheck.log" 2>&1 && san=clean || san="errors (see memcheck.log)"
+TARGETS="backend_conformance_test cuda_golden_test random_model_bench"
+cmake --preset cuda -B "$BUILD" -DCMAKE_CUDA_COMPILER="$NVCC" -DLORASERVE_BENCH=ON \
+  -DLORASERVE_TEXT=OFF >"$OUT/configure.log" 2>&1 || { tail -20 "$OUT/configure.log"; exit 1; }
+start=$(date +%s)
+cmake --build "$BUILD" -j"$(nproc)" --target $TARGETS >"$OUT/build.log" 2>&1 ||
+  { grep -E "error|FAILED" -A5 "$OUT/build.log" | head -60; exit 1; }
+cmake --build "$BUILD" -j"$(nproc)" --target loraserve >"$OUT/build_cli.log" 2>&1 ||
+  grep -E "error|FAILED" -A5 "$OUT/build_cli.log" | head -30
+echo "build: $(( $(date +%s) - start )) s"
+gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1)
+
+declare -a rows
+status=0
+record() {  # name result detail
+  rows+=("$(printf '%-58s %-6s %s' "$1" "$2" "$3")")
+  [ "$2" = pass ] || status=1
+}
+
+# 1. gtest suites: one row per test.
+run_suite() {  # binary log
+  "$BUILD/tests/$1" --gtest_color=no >"$OUT/$2" 2>&1
+  local rc=$?
+  while read -r line; do
+    name=$(echo "$line" | sed -E 's/^\[ +(OK|FAILED) +\] ([^ ,]+).*/\2/')
+    if [[ "$line" == *"[       OK ]"* ]]; then record "$name" pass ""; else record "$name" FAIL "see $2"; fi
+  done < <(grep -E '^\[ +(OK|FAILED) +\] .* \([0-9]+ ms\)$' "$OUT/$2")
+  # A test that started and never finished crashed the binary.
+  for name in $(grep -E '^\[ RUN +\] ' "$OUT/$2" | awk '{print $4}'); do
+    grep -qE "^\[ +(OK|FAILED) +\] $name[ ,]" "$OUT/$2" || record "$name" FAIL "crashed, see $2"
+  done
+  grep -q "SKIPPED" "$OUT/$2" && record "$1: skipped tests" FAIL "no GPU seen?"
+  [ $rc = 0 ] || record "$1 exit status" FAIL "rc=$rc"
+}
+run_suite backend_conformance_test conformance.log
+run_suite cuda_golden_test golden.log
+
+# 2. The CLI: generate on a golden fixture with --device cuda equals --device cpu (greedy).
+fx=tests/fixtures/golden/gqa_bf16
+args="--model $fx --lora a=$fx/adapters/$(ls $fx/adapters | head -1) --adapter a --prompt-ids 1,5,9,13 --max-tokens 8 --output json"
+"$BUILD/apps/loraserve/loraserve" generate $args --device cuda >"$OUT/gen_cuda.json" 2>"$OUT/gen_cuda.err"
+rc_c=$?
+"$BUILD/apps/loraserve/loraserve" generate $args --device cpu >"$OUT/gen_cpu.json" 2>"$OUT/gen_cpu.err"
+tok() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokens"])' "$1" 2>/dev/null; }
+if [ $rc_c = 0 ] && [ -n "$(tok "$OUT/gen_cuda.json")" ] && [ "$(tok "$OUT/gen_cuda.json")" = "$(tok "$OUT/gen_cpu.json")" ]; then
+  record "loraserve generate --device cuda == --device cpu" pass "$(tok "$OUT/gen_cuda.json")"
+else
+  record "loraserve generate --device cuda == --device cpu" FAIL "rc=$rc_c, see gen_*.json/err"
 fi
-printf '\n%-28s %s\n' "check" "result"
-printf '%-28s %s\n' "cuda_ops_test vs CPU" "$([ "$plain" = 0 ] && echo pass || echo FAIL)"
-printf '%-28s %s\n' "compute-sanitizer memcheck" "$san"
-[ "$plain" = 0 ]
+
+# 3. Real shapes with random bf16 weights made on the GPU, mixed adapters through the engine.
+for shape in llama2-7b llama3-8b; do
+  "$BUILD/bench/random_model_bench" --shape $shape --device cuda --adapters 8 \
+    --ranks 8,16,64,128 --requests 16 --prompt-len 128 --max-tokens 16 >"$OUT/random_$shape.log" 2>&1
+  if [ $? = 0 ]; then record "random $shape: 8 adapters, 16 requests" pass "$(grep -o '[0-9.]* tok/s' "$OUT/random_$shape.log")";
+  else record "random $shape: 8 adapters, 16 requests" FAIL "see random_$shape.log"; fi
+done
+
+# 4. compute-sanitizer memcheck on the conformance suite.
+if command -v compute-sanitizer >/dev/null; then
+  compute-sanitizer --tool memcheck --error-exitcode 3 "$BUILD/tests/backend_conformance_test" \
+    --gtest_color=no >"$OUT/memcheck.log" 2>&1
+  rc=$?
+  if [ $rc = 0 ]; then record "compute-sanitizer memcheck (conformance suite)" pass "";
+  else record "compute-sanitizer memcheck (conformance suite)" FAIL "rc=$rc, see memcheck.log"; fi
+else
+  record "compute-sanitizer memcheck (conformance suite)" FAIL "compute-sanitizer not found"
+fi
+
+echo
+echo "GPU: $gpu"
+grep -h "^\[ golden" "$OUT/golden.log" || true
+cat "$OUT"/random_*.log 2>/dev/null | grep -E "^(shape|device|page|[0-9]+ requests)" || true
+printf '%-58s %-6s %s\n' "check" "result" "detail"
+printf '%s\n' "${rows[@]}"
+exit $status

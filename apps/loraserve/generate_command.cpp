@@ -10,6 +10,7 @@
 #include "base/file_util.h"
 #include "commands.h"
 #include "compress/bundle_adapters.h"
+#include "device_flag.h"
 #include "engine/batch_generator.h"
 #include "model/llama_model.h"
 #include "request_json.h"
@@ -47,6 +48,8 @@ struct GenerateFlags {
   int32_t max_lora_rank = 256;
   PolicyOptions policy;
   double ttft_slo_ms = 0.0;
+  std::string device;  // "" = cuda when a GPU is visible, else cpu
+  double gpu_memory_utilization = 0.9;
 };
 
 Result<std::vector<GenerationRequest>> read_requests(const std::string& path) {
@@ -127,7 +130,9 @@ int run_generate(const GenerateFlags& f) {
   if (!enc.ok()) return fail(enc.message());
   if (!f.requests.empty() && f.output != "jsonl") return fail("--requests needs --output jsonl");
   if (f.requests.empty() && f.output != "json") return fail("a single request needs --output json");
-  auto backend = make_cpu_backend();
+  auto made = make_backend(f.device);
+  if (!made.ok()) return fail(made.status().message());
+  std::unique_ptr<Backend> backend = std::move(made).value();
   auto model = LlamaModel::load(f.model, *backend);
   if (!model.ok()) return fail(model.status().message());
   BatchGenerator::AdapterMap adapters;
@@ -156,6 +161,10 @@ int run_generate(const GenerateFlags& f) {
   opts.max_tokens_per_step = f.max_tokens_per_step;
   opts.policy = f.policy;
   opts.ttft_slo_ms = f.ttft_slo_ms;
+  auto pool = kv_pool_bytes(*backend, model.value()->config(), f.gpu_memory_utilization,
+                            f.max_tokens_per_step, f.max_num_seqs, opts.max_kv_bytes);
+  if (!pool.ok()) return fail(pool.status().message());
+  opts.max_kv_bytes = pool.value();
   BatchGenerator gen(*model.value(), adapters, opts);
   auto results = gen.run(requests.value());
   if (!results.ok()) return fail(results.status().message());
@@ -209,6 +218,8 @@ Command add_generate_command(CLI::App& app) {
   sub->add_option("--max-lora-rank", f->max_lora_rank, "Refuse adapters of higher rank")
       ->check(CLI::Range(1, 4096));
   add_policy_flags(sub, &f->policy, &f->ttft_slo_ms);
+  add_device_flag(sub, &f->device);
+  add_gpu_memory_flag(sub, &f->gpu_memory_utilization);
   sub->footer(
       "Examples:\n"
       "  loraserve generate --model M --prompt-ids 1,2,3 --max-tokens 8 --output json\n"

@@ -34,42 +34,52 @@ Result<Weight> take(const WeightFiles& files, Backend& backend, const std::strin
 Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& dir, Backend& backend) {
   LS_ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::load(dir));
   LS_ASSIGN_OR_RETURN(WeightFiles files, WeightFiles::open_dir(dir));
+  return from_weights(config, backend,
+                      [&](const std::string& name, const std::vector<int64_t>& shape) {
+                        return take(files, backend, name, shape);
+                      });
+}
+
+Result<std::unique_ptr<LlamaModel>> LlamaModel::from_weights(const ModelConfig& config,
+                                                             Backend& backend,
+                                                             const WeightSource& source) {
   std::unique_ptr<LlamaModel> m(new LlamaModel(config, backend));
   const ModelConfig& c = m->config_;
   const int64_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size;
-  LS_ASSIGN_OR_RETURN(m->embed_,
-                      take(files, backend, "model.embed_tokens.weight", {c.vocab_size, H}));
-  LS_ASSIGN_OR_RETURN(m->final_norm_, take(files, backend, "model.norm.weight", {H}));
+  auto take = [&](const std::string& name, std::vector<int64_t> shape) {
+    return source(name, shape);
+  };
+  LS_ASSIGN_OR_RETURN(m->embed_, take("model.embed_tokens.weight", {c.vocab_size, H}));
+  LS_ASSIGN_OR_RETURN(m->final_norm_, take("model.norm.weight", {H}));
   if (c.tie_word_embeddings) {
     m->lm_head_ = m->embed_;
   } else {
-    LS_ASSIGN_OR_RETURN(m->lm_head_, take(files, backend, "lm_head.weight", {c.vocab_size, H}));
+    LS_ASSIGN_OR_RETURN(m->lm_head_, take("lm_head.weight", {c.vocab_size, H}));
   }
   for (int32_t l = 0; l < c.num_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     Layer L;
-    LS_ASSIGN_OR_RETURN(L.input_norm, take(files, backend, p + "input_layernorm.weight", {H}));
-    LS_ASSIGN_OR_RETURN(L.post_norm,
-                        take(files, backend, p + "post_attention_layernorm.weight", {H}));
-    LS_ASSIGN_OR_RETURN(L.q, take(files, backend, p + "self_attn.q_proj.weight", {Q, H}));
-    LS_ASSIGN_OR_RETURN(L.k, take(files, backend, p + "self_attn.k_proj.weight", {KV, H}));
-    LS_ASSIGN_OR_RETURN(L.v, take(files, backend, p + "self_attn.v_proj.weight", {KV, H}));
-    LS_ASSIGN_OR_RETURN(L.o, take(files, backend, p + "self_attn.o_proj.weight", {H, Q}));
+    LS_ASSIGN_OR_RETURN(L.input_norm, take(p + "input_layernorm.weight", {H}));
+    LS_ASSIGN_OR_RETURN(L.post_norm, take(p + "post_attention_layernorm.weight", {H}));
+    LS_ASSIGN_OR_RETURN(L.q, take(p + "self_attn.q_proj.weight", {Q, H}));
+    LS_ASSIGN_OR_RETURN(L.k, take(p + "self_attn.k_proj.weight", {KV, H}));
+    LS_ASSIGN_OR_RETURN(L.v, take(p + "self_attn.v_proj.weight", {KV, H}));
+    LS_ASSIGN_OR_RETURN(L.o, take(p + "self_attn.o_proj.weight", {H, Q}));
     if (c.qkv_bias) {
-      LS_ASSIGN_OR_RETURN(L.q_bias, take(files, backend, p + "self_attn.q_proj.bias", {Q}));
-      LS_ASSIGN_OR_RETURN(L.k_bias, take(files, backend, p + "self_attn.k_proj.bias", {KV}));
-      LS_ASSIGN_OR_RETURN(L.v_bias, take(files, backend, p + "self_attn.v_proj.bias", {KV}));
+      LS_ASSIGN_OR_RETURN(L.q_bias, take(p + "self_attn.q_proj.bias", {Q}));
+      LS_ASSIGN_OR_RETURN(L.k_bias, take(p + "self_attn.k_proj.bias", {KV}));
+      LS_ASSIGN_OR_RETURN(L.v_bias, take(p + "self_attn.v_proj.bias", {KV}));
     }
     if (c.o_bias) {
-      LS_ASSIGN_OR_RETURN(L.o_bias, take(files, backend, p + "self_attn.o_proj.bias", {H}));
+      LS_ASSIGN_OR_RETURN(L.o_bias, take(p + "self_attn.o_proj.bias", {H}));
     }
-    LS_ASSIGN_OR_RETURN(L.gate, take(files, backend, p + "mlp.gate_proj.weight", {I, H}));
-    LS_ASSIGN_OR_RETURN(L.up, take(files, backend, p + "mlp.up_proj.weight", {I, H}));
-    LS_ASSIGN_OR_RETURN(L.down, take(files, backend, p + "mlp.down_proj.weight", {H, I}));
+    LS_ASSIGN_OR_RETURN(L.gate, take(p + "mlp.gate_proj.weight", {I, H}));
+    LS_ASSIGN_OR_RETURN(L.up, take(p + "mlp.up_proj.weight", {I, H}));
+    LS_ASSIGN_OR_RETURN(L.down, take(p + "mlp.down_proj.weight", {H, I}));
     if (c.mlp_bias) {
-      LS_ASSIGN_OR_RETURN(L.gate_bias, take(files, backend, p + "mlp.gate_proj.bias", {I}));
-      LS_ASSIGN_OR_RETURN(L.up_bias, take(files, backend, p + "mlp.up_proj.bias", {I}));
-      LS_ASSIGN_OR_RETURN(L.down_bias, take(files, backend, p + "mlp.down_proj.bias", {H}));
+      LS_ASSIGN_OR_RETURN(L.gate_bias, take(p + "mlp.gate_proj.bias", {I}));
+      LS_ASSIGN_OR_RETURN(L.up_bias, take(p + "mlp.up_proj.bias", {I}));
+      LS_ASSIGN_OR_RETURN(L.down_bias, take(p + "mlp.down_proj.bias", {H}));
     }
     m->layers_.push_back(std::move(L));
   }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +35,15 @@ class LlamaModel {
  public:
   // Reads config.json and the safetensors weights of `dir` onto `backend`.
   static Result<std::unique_ptr<LlamaModel>> load(const std::string& dir, Backend& backend);
+
+  // Builds the model from `config` with each weight made by `source(name, shape)` (HF tensor
+  // names and shapes, e.g. "model.layers.0.self_attn.q_proj.weight", {q_dim, hidden}). load()
+  // uses the safetensors files; make_random_model() random data made on the device.
+  using WeightSource =
+      std::function<Result<Weight>(const std::string& name, const std::vector<int64_t>& shape)>;
+  static Result<std::unique_ptr<LlamaModel>> from_weights(const ModelConfig& config,
+                                                          Backend& backend,
+                                                          const WeightSource& source);
 
   const ModelConfig& config() const { return config_; }
   Backend& backend() const { return backend_; }

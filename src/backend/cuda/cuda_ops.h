@@ -1,28 +1,90 @@
-// First CUDA kernels of the CUDA backend (the full backend is the CUDA-backend issue):
-// narrow launchers in the punica style: device pointers, sizes and a stream in, an error out.
-// Activations fp32 row-major, weights bf16 with fp32 accumulation.
+// Kernel launchers of the CUDA backend, in the punica style: device pointers, sizes and a
+// stream in, a cudaError_t out. Activations and the KV cache are fp32 row-major; weights are
+// bf16, f16 or f32 (`DType`); every sum accumulates in fp32 (double where the CPU reference
+// does, for log-sum-exp and sampling masses). CudaBackend (cuda_backend.cpp) calls these;
+// tests go through the Backend interface.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
+
+#include "backend/op_params.h"
+#include "base/dtype.h"
 
 namespace ls::cuda {
 
-// out[r] = x[r] * rsqrt(mean(x[r]^2) + eps) * w, for n rows of width d.
-cudaError_t rms_norm(const float* x, const uint16_t* w_bf16, float eps, int64_t n, int64_t d,
+// ---- dense (cuda_ops.cu) ----
+// out[r] = x[r] * rsqrt(mean(x[r]^2) + eps) * w, for n rows of width d (x may equal out).
+cudaError_t rms_norm(const float* x, const void* w, DType wt, float eps, int64_t n, int64_t d,
                      float* out, cudaStream_t stream);
-
 // residual[r] += delta[r]; out[r] = rms_norm(residual[r]) * w.
-cudaError_t add_rms_norm(float* residual, const float* delta, const uint16_t* w_bf16, float eps,
+cudaError_t add_rms_norm(float* residual, const float* delta, const void* w, DType wt, float eps,
                          int64_t n, int64_t d, float* out, cudaStream_t stream);
-
-// out[i] = silu(gate[i]) * up[i] for n * inter elements.
+// out[i] = silu(gate[i]) * up[i] for `count` elements (out may equal gate or up).
 cudaError_t silu_mul(const float* gate, const float* up, int64_t count, float* out,
                      cudaStream_t stream);
+// out[t] = table[ids[t]] as fp32; ids outside [0, table_rows) give a row of zeros.
+cudaError_t embedding(const void* table, DType wt, int64_t table_rows, const int32_t* ids,
+                      int64_t n, int64_t d, float* out, cudaStream_t stream);
+// HF rotate-half RoPE of q [n, q_heads, hd] and k [n, kv_heads, hd] in place.
+cudaError_t rope(float* q, float* k, const RopeParams& p, const int32_t* positions, int64_t n,
+                 cudaStream_t stream);
+// k/v [n, kv_width] to slot_mapping[t] of the layer cache; negative slots are skipped.
+cudaError_t kv_write(const float* k, const float* v, const int64_t* slot_mapping, int64_t n,
+                     const LayerKv& kv, cudaStream_t stream);
+// Splits fp32 x into two bf16/f16 halves, hi = round(x) and lo = round(x - hi), written as
+// [hi rows; lo rows] (2 x count elements), so one GEMM over 2n rows sees x to ~16 bits.
+cudaError_t split_f32(const float* x, int64_t count, DType to, void* out, cudaStream_t stream);
+// out[r, :] += bias for n rows of width m.
+cudaError_t add_bias(float* out, int64_t n, int64_t m, const void* bias, DType bt,
+                     cudaStream_t stream);
+// out[r, j] = y2[r, j] + y2[n + r, j] (+ bias[j]) (+ out[r, j] when accumulate).
+cudaError_t combine_split(const float* y2, int64_t n, int64_t m, const void* bias, DType bt,
+                          bool accumulate, float* out, cudaStream_t stream);
 
-// out[t] = table[ids[t]] (bf16 table [vocab, d] to fp32).
-cudaError_t embedding(const uint16_t* table_bf16, const int32_t* ids, int64_t n, int64_t d,
-                      float* out, cudaStream_t stream);
+// out[i] = offset + scale * u(seed, i), u uniform in [-1, 1) from a counter hash, as `to`.
+cudaError_t fill_random(void* out, DType to, int64_t count, uint64_t seed, float scale,
+                        float offset, cudaStream_t stream);
+
+// ---- paged attention (cuda_attention.cu) ----
+// How many parts each (token, head) splits its keys into, from the rows to run and the SMs.
+int attention_splits(int64_t rows, int sm_count);
+// Scratch floats the split path needs (0 when splits == 1).
+size_t attention_scratch_floats(const AttentionBatch& b, int splits);
+cudaError_t attention(const float* q, const AttentionBatch& b, const LayerKv& kv, float* out,
+                      int splits, float* scratch, cudaStream_t stream);
+
+// ---- LoRA (cuda_lora.cu) ----
+// Per-token kernels (decode: one token per row, any mix of slots) or per-segment tiles
+// (prefill: runs of tokens sharing a slot reuse the adapter rows through shared memory).
+cudaError_t lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, float* v,
+                        bool by_segment, cudaStream_t stream);
+cudaError_t lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, float* y,
+                        bool by_segment, cudaStream_t stream);
+
+// ---- log-softmax and sampling (cuda_sampling.cu) ----
+cudaError_t log_softmax(const float* logits, int64_t rows, int64_t vocab, float* out,
+                        cudaStream_t stream);
+// tokens[r] = first argmax of row r; lse[r] = log-sum-exp of row r (double math).
+cudaError_t argmax_lse(const float* logits, int64_t rows, int64_t vocab, int32_t* tokens,
+                       double* lse, cudaStream_t stream);
+// Scratch bytes sample_sorted needs for `rows` x `vocab`.
+size_t sample_scratch_bytes(int64_t rows, int64_t vocab);
+// For rows with temperature > 0: sorts the row descending (ties by lower id) and picks with
+// the caller's uniform after top-k, min-p and top-p, as the CPU reference does.
+cudaError_t sample_sorted(const float* logits, int64_t rows, int64_t vocab,
+                          const SampleParams* params, int32_t* tokens, void* scratch,
+                          size_t scratch_bytes, cudaStream_t stream);
+// Repetition, then frequency/presence penalties in place (PenaltyBatch in op_params.h).
+cudaError_t apply_penalties(float* logits, int64_t vocab, const PenaltyBatch& p,
+                            cudaStream_t stream);
+// The k largest log-softmax entries per row, descending, ties to the lower id.
+cudaError_t top_logprobs(const float* logits, int64_t rows, int64_t vocab, int32_t k, int32_t* ids,
+                         float* logprobs, cudaStream_t stream);
+// logprobs[r] = logits[r, tokens[r]] - lse[r].
+cudaError_t token_logprobs(const float* logits, int64_t rows, int64_t vocab, const int32_t* tokens,
+                           const double* lse, float* logprobs, cudaStream_t stream);
 
 }  // namespace ls::cuda

@@ -1,0 +1,76 @@
+// The --device flag and the backend factory behind it (see device_flag.h).
+#include "device_flag.h"
+
+#include <algorithm>
+
+#ifdef LORASERVE_HAS_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
+
+namespace ls {
+
+void add_device_flag(CLI::App* sub, std::string* device) {
+  sub->add_option("--device", *device,
+                  "cpu or cuda (default: cuda when this build has it and a GPU is visible)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->envname("LORASERVE_DEVICE");
+}
+
+void add_gpu_memory_flag(CLI::App* sub, double* utilization) {
+  sub->add_option("--gpu-memory-utilization", *utilization,
+                  "Fraction of GPU memory for weights, workspace and the page pool (cuda)")
+      ->check(CLI::Range(0.01, 1.0))
+      ->envname("LORASERVE_GPU_MEMORY_UTILIZATION");
+}
+
+std::string default_device() {
+#ifdef LORASERVE_HAS_CUDA
+  if (cuda_device_available()) return "cuda";
+#endif
+  return "cpu";
+}
+
+Result<std::unique_ptr<Backend>> make_backend(const std::string& device) {
+  const std::string d = device.empty() ? default_device() : device;
+  if (d == "cpu") return make_cpu_backend();
+  if (d != "cuda") return invalid_argument("--device must be cpu or cuda, got '" + d + "'");
+#ifdef LORASERVE_HAS_CUDA
+  auto b = make_cuda_backend();
+  if (!b.ok()) return b.status().with_context("--device cuda");
+  return std::move(b).value();
+#else
+  return failed_precondition(
+      "--device cuda: this build has no CUDA backend (configure with -DLORASERVE_CUDA=ON on a "
+      "machine with nvcc)");
+#endif
+}
+
+Result<int64_t> kv_pool_bytes(Backend& backend, const ModelConfig& c, double utilization,
+                              int32_t max_tokens_per_step, int32_t max_num_seqs,
+                              int64_t cpu_bytes) {
+  if (backend.name() != "cuda") return cpu_bytes;
+#ifdef LORASERVE_HAS_CUDA
+  // One step's activations (fp32, plus the bf16 copies GEMMs take), the logits of every
+  // running sequence and the sampling sort over them, and 256 MiB for cuBLAS and the rest.
+  const int64_t n = max_tokens_per_step;
+  const int64_t per_token =
+      4ll * c.hidden_size + 3ll * c.q_dim() + 2ll * c.kv_dim() + 3ll * c.intermediate_size + 256;
+  const int64_t rows = std::max<int64_t>(1, max_num_seqs);
+  const int64_t workspace =
+      n * per_token * 6 + rows * static_cast<int64_t>(c.vocab_size) * 4 * 6 + (256ll << 20);
+  LS_ASSIGN_OR_RETURN(int64_t pool,
+                      cuda_pool_bytes(backend, utilization, static_cast<size_t>(workspace)));
+  // At most 2^24 one-token pages (16M tokens of KV): small models would otherwise get
+  // hundreds of millions of pages (and page ids are int32).
+  const int64_t token_bytes = 2ll * c.num_layers * c.kv_dim() * 4;
+  return std::min(pool, token_bytes << 24);
+#else
+  (void)c;
+  (void)utilization;
+  (void)max_tokens_per_step;
+  (void)max_num_seqs;
+  return failed_precondition("no CUDA backend in this build");
+#endif
+}
+
+}  // namespace ls

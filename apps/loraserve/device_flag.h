@@ -1,0 +1,34 @@
+// --device cpu|cuda and --gpu-memory-utilization for subcommands that build a Backend
+// (generate, bench, serve): the flag, the backend behind it, and the page-pool size on a GPU.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+#include "base/status.h"
+#include "model/model_config.h"
+
+namespace ls {
+
+// Adds --device (env LORASERVE_DEVICE): "cpu", "cuda", or empty for the default.
+void add_device_flag(CLI::App* sub, std::string* device);
+// Adds --gpu-memory-utilization (env LORASERVE_GPU_MEMORY_UTILIZATION), a fraction in (0, 1].
+void add_gpu_memory_flag(CLI::App* sub, double* utilization);
+
+// "cuda" when this build has the CUDA backend and a GPU is visible, else "cpu".
+std::string default_device();
+
+// The backend for `device` ("" = default_device()). "cuda" without a CUDA build or without a
+// GPU is an error that says so.
+Result<std::unique_ptr<Backend>> make_backend(const std::string& device);
+
+// Bytes for the page pool (KV + adapters). On CUDA: utilization x device memory, minus what
+// is in use now (call after the weights are loaded) and the step workspace estimated from the
+// model and the batch limits. On the CPU: cpu_bytes.
+Result<int64_t> kv_pool_bytes(Backend& backend, const ModelConfig& c, double utilization,
+                              int32_t max_tokens_per_step, int32_t max_num_seqs, int64_t cpu_bytes);
+
+}  // namespace ls

@@ -1,0 +1,71 @@
+// Device memory for the CUDA backend without a cudaMalloc per call: the engine allocates a few
+// small buffers every step (batch tables, activations, logits), and cudaMalloc/cudaFree
+// synchronise the device. Freed blocks are cached by rounded size and handed out again.
+// Reuse is safe because every kernel and copy that touches a cached block runs on the
+// backend's one compute stream (or is ordered against it by events), so a reused block's new
+// work always runs after the old work on it. When cudaMalloc fails, the cache is released and
+// the call retried once.
+//
+// StagingRing: pinned host memory that uploads pass through, so an upload returns as soon as
+// the caller's (pageable) bytes are copied and the DMA runs asynchronously on a stream.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <vector>
+
+namespace ls::cuda {
+
+class CudaAllocator {
+ public:
+  CudaAllocator() = default;
+  CudaAllocator(const CudaAllocator&) = delete;
+  CudaAllocator& operator=(const CudaAllocator&) = delete;
+  ~CudaAllocator();
+
+  // Returns device memory of at least `bytes` (256-byte aligned), or nullptr when the device
+  // has none left even after releasing the cache.
+  void* allocate(size_t bytes);
+  void release(void* p);
+  // Frees every cached (unused) block back to the driver.
+  void empty_cache();
+  size_t bytes_in_use() const;
+  size_t bytes_cached() const;
+
+ private:
+  static size_t round_size(size_t bytes);
+  mutable std::mutex mu_;
+  std::multimap<size_t, void*> free_;  // rounded size -> block
+  std::map<void*, size_t> live_;       // block -> rounded size
+  size_t in_use_ = 0, cached_ = 0;
+};
+
+class StagingRing {
+ public:
+  // `bytes` of pinned memory split into `blocks` equal blocks used round robin.
+  StagingRing(size_t bytes, int blocks);
+  StagingRing(const StagingRing&) = delete;
+  StagingRing& operator=(const StagingRing&) = delete;
+  ~StagingRing();
+
+  // Copies host_src into pinned memory and enqueues the DMA to dst on `stream`; returns once
+  // host_src may be reused. Large copies go through in block-sized pieces.
+  cudaError_t upload(void* dst, const void* host_src, size_t bytes, cudaStream_t stream);
+
+ private:
+  struct Block {
+    char* data = nullptr;
+    size_t used = 0;
+    cudaEvent_t done = nullptr;  // recorded after the latest copy out of this block
+  };
+  std::mutex mu_;
+  std::vector<Block> blocks_;
+  size_t block_bytes_ = 0;
+  size_t current_ = 0;
+};
+
+}  // namespace ls::cuda

@@ -1,0 +1,407 @@
+// CudaBackend: the Backend interface on one NVIDIA GPU. Base GEMMs through cuBLAS: bf16/f16
+// weights on the tensor cores with the fp32 activations split into two halves of the weight
+// type (hi + lo, ~16 mantissa bits, so results match the fp32 reference to ~1e-5), fp32
+// accumulation and output; f32 weights in plain fp32 SGEMM (no TF32). Everything else through
+// our kernels (cuda_ops.h).
+//
+// Streams: every op runs on one compute stream, in call order, so ops need no events between
+// them and cached device blocks are reused safely. Uploads go through pinned staging memory
+// (the caller's bytes are copied before upload returns, the DMA runs asynchronously). An
+// upload from the thread that runs the ops is enqueued on the compute stream; an upload from
+// any other thread (the adapter loader threads) runs on a separate copy stream, after the
+// compute work enqueued so far (an event, so pages freed by the last step are not overwritten
+// under it) and before any compute work enqueued afterwards (a second event), so adapter
+// copies overlap the next steps' compute. download() waits for the compute stream.
+#include "backend/cuda/cuda_backend.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <atomic>
+#include <climits>
+#include <mutex>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend/cuda/cuda_allocator.h"
+#include "backend/cuda/cuda_ops.h"
+#include "base/check.h"
+
+namespace ls {
+
+namespace {
+
+void check_cuda(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return;
+  const std::string msg = std::string(what) + ": " + cudaGetErrorString(err);
+  LS_CHECK_MSG(err == cudaSuccess, msg.c_str());
+}
+
+void check_cublas(cublasStatus_t st, const char* what) {
+  if (st == CUBLAS_STATUS_SUCCESS) return;
+  const std::string msg = std::string(what) + ": " + cublasGetStatusString(st);
+  LS_CHECK_MSG(st == CUBLAS_STATUS_SUCCESS, msg.c_str());
+}
+
+cudaDataType_t cuda_type(DType t) {
+  switch (t) {
+    case DType::kBF16:
+      return CUDA_R_16BF;
+    case DType::kF16:
+      return CUDA_R_16F;
+    default:
+      return CUDA_R_32F;
+  }
+}
+
+}  // namespace
+
+class CudaBackend final : public Backend {
+ public:
+  static Result<std::unique_ptr<CudaBackend>> create(const CudaBackendOptions& o) {
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess || count == 0) {
+      (void)cudaGetLastError();
+      return failed_precondition(std::string("no CUDA device: ") +
+                                 (err != cudaSuccess ? cudaGetErrorString(err) : "none found"));
+    }
+    if (o.device < 0 || o.device >= count)
+      return invalid_argument("CUDA device " + std::to_string(o.device) + " does not exist (" +
+                              std::to_string(count) + " found)");
+    std::unique_ptr<CudaBackend> b(new CudaBackend(o));
+    return b;
+  }
+
+  ~CudaBackend() override {
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(compute_);
+    cudaStreamSynchronize(copy_);
+    compute_ring_.reset();
+    copy_ring_.reset();
+    cublasDestroy(cublas_);
+    cudaEventDestroy(compute_mark_);
+    cudaEventDestroy(copy_done_);
+    cudaStreamDestroy(compute_);
+    cudaStreamDestroy(copy_);
+  }
+
+  std::string_view name() const override { return "cuda"; }
+
+  Weight random_weight(DType dtype, int64_t rows, int64_t cols, uint64_t seed, float scale,
+                       float offset) {
+    begin_op();
+    const int64_t count = rows * cols;
+    Buffer b = alloc(static_cast<size_t>(count) * dtype_size(dtype));
+    check_cuda(cuda::fill_random(b.data, dtype, count, seed, scale, offset, compute_),
+               "random weight");
+    Weight w;
+    w.data = b.data;
+    w.dtype = dtype;
+    w.rows = rows;
+    w.cols = cols;
+    w.owner = b.owner;
+    return w;
+  }
+
+  CudaMemoryInfo memory_info() {
+    set_device();
+    CudaMemoryInfo m;
+    check_cuda(cudaMemGetInfo(&m.free, &m.total), "cudaMemGetInfo");
+    m.free += allocator_->bytes_cached();
+    m.in_use = allocator_->bytes_in_use();
+    return m;
+  }
+
+  // ---- memory ----
+  Buffer alloc(size_t bytes) override {
+    set_device();
+    void* p = allocator_->allocate(bytes);
+    if (!p) throw std::bad_alloc();
+    Buffer b;
+    b.data = p;
+    b.bytes = bytes;
+    std::shared_ptr<cuda::CudaAllocator> a = allocator_;
+    b.owner = std::shared_ptr<void>(p, [a](void* q) { a->release(q); });
+    return b;
+  }
+
+  void upload(void* dst, const void* host_src, size_t bytes) override {
+    if (bytes == 0) return;
+    set_device();
+    if (std::this_thread::get_id() == op_thread_.load()) {
+      check_cuda(compute_ring_->upload(dst, host_src, bytes, compute_), "upload");
+      return;
+    }
+    std::lock_guard<std::mutex> lock(copy_mu_);
+    check_cuda(cudaEventRecord(compute_mark_, compute_), "upload: record compute");
+    check_cuda(cudaStreamWaitEvent(copy_, compute_mark_, 0), "upload: copy waits");
+    check_cuda(copy_ring_->upload(dst, host_src, bytes, copy_), "upload (copy stream)");
+    check_cuda(cudaEventRecord(copy_done_, copy_), "upload: record copy");
+    check_cuda(cudaStreamWaitEvent(compute_, copy_done_, 0), "upload: compute waits");
+  }
+
+  void download(void* host_dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    set_device();
+    check_cuda(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, compute_), "download");
+    check_cuda(cudaStreamSynchronize(compute_), "download: synchronize");
+  }
+
+  void fill_zero(void* dst, size_t bytes) override {
+    if (bytes == 0) return;
+    set_device();
+    check_cuda(cudaMemsetAsync(dst, 0, bytes, compute_), "fill_zero");
+  }
+
+  Weight make_weight(DType dtype, const void* host_data, int64_t rows, int64_t cols) override {
+    LS_CHECK(rows >= 1 && cols >= 1);
+    LS_CHECK_MSG(dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16,
+                 "CUDA weights must be f32, f16 or bf16");
+    const size_t bytes = static_cast<size_t>(rows) * static_cast<size_t>(cols) * dtype_size(dtype);
+    Buffer b = alloc(bytes);
+    upload(b.data, host_data, bytes);
+    Weight w;
+    w.data = b.data;
+    w.dtype = dtype;
+    w.rows = rows;
+    w.cols = cols;
+    w.owner = b.owner;
+    return w;
+  }
+
+  // ---- ops ----
+  void embedding(const Weight& table, const int32_t* ids, int64_t n, float* out) override {
+    begin_op();
+    check_cuda(
+        cuda::embedding(table.data, table.dtype, table.rows, ids, n, table.cols, out, compute_),
+        "embedding");
+  }
+
+  void rms_norm(const float* x, const Weight& w, float eps, int64_t n, float* out) override {
+    begin_op();
+    check_cuda(cuda::rms_norm(x, w.data, w.dtype, eps, n, w.cols, out, compute_), "rms_norm");
+  }
+
+  void add_rms_norm(float* residual, const float* delta, const Weight& w, float eps, int64_t n,
+                    float* out) override {
+    begin_op();
+    check_cuda(cuda::add_rms_norm(residual, delta, w.data, w.dtype, eps, n, w.cols, out, compute_),
+               "add_rms_norm");
+  }
+
+  void gemm(const float* x, int64_t n, const Weight& w, const Weight* bias, float* out,
+            bool accumulate) override {
+    if (n == 0) return;
+    begin_op();
+    const int64_t m = w.rows, k = w.cols;
+    LS_CHECK(m <= INT_MAX && k <= INT_MAX && n <= INT_MAX);
+    const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    // Row-major out[n, m] = x[n, k] W[m, k]^T is column-major out^T = W^T(op T) * x^T.
+    if (w.dtype == DType::kF32) {
+      check_cublas(
+          cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(n),
+                      static_cast<int>(k), &alpha, static_cast<const float*>(w.data),
+                      static_cast<int>(k), x, static_cast<int>(k), &beta, out, static_cast<int>(m)),
+          "cublasSgemm");
+    } else {
+      // fp32 activations against bf16/f16 weights: x = hi + lo, both in the weight type, as
+      // 2n rows of one GEMM (the weights are read once; tensor-core products are exact and
+      // accumulate in fp32), then out = y[hi] + y[lo] (+ bias) (+ out). Rounding x itself to
+      // bf16 moved the golden fixtures' log-probs by up to 0.3 and broke batch invariance.
+      Buffer xs = alloc(static_cast<size_t>(2 * n * k) * 2);
+      Buffer y2 = alloc(static_cast<size_t>(2 * n * m) * sizeof(float));
+      check_cuda(cuda::split_f32(x, n * k, w.dtype, xs.data, compute_), "gemm: split");
+      const float zero = 0.0f;
+      check_cublas(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m),
+                                static_cast<int>(2 * n), static_cast<int>(k), &alpha, w.data,
+                                cuda_type(w.dtype), static_cast<int>(k), xs.data,
+                                cuda_type(w.dtype), static_cast<int>(k), &zero, y2.data, CUDA_R_32F,
+                                static_cast<int>(m), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                   "cublasGemmEx");
+      const bool has_bias = bias && !bias->empty();
+      check_cuda(
+          cuda::combine_split(y2.as<float>(), n, m, has_bias ? bias->data : nullptr,
+                              has_bias ? bias->dtype : DType::kF32, accumulate, out, compute_),
+          "gemm: combine");
+      return;
+    }
+    if (bias && !bias->empty())
+      check_cuda(cuda::add_bias(out, n, m, bias->data, bias->dtype, compute_), "gemm: bias");
+  }
+
+  void rope(float* q, float* k, const RopeParams& p, const int32_t* positions, int64_t n) override {
+    begin_op();
+    check_cuda(cuda::rope(q, k, p, positions, n, compute_), "rope");
+  }
+
+  void kv_write(const float* k, const float* v, const int64_t* slot_mapping, int64_t n,
+                const LayerKv& kv) override {
+    begin_op();
+    check_cuda(cuda::kv_write(k, v, slot_mapping, n, kv, compute_), "kv_write");
+  }
+
+  void attention(const float* q, const AttentionBatch& batch, const LayerKv& kv,
+                 float* out) override {
+    if (batch.num_tokens == 0) return;
+    begin_op();
+    const int splits = cuda::attention_splits(batch.num_tokens * batch.num_q_heads, sm_count_);
+    const size_t scratch_floats = cuda::attention_scratch_floats(batch, splits);
+    Buffer scratch;
+    if (scratch_floats) scratch = alloc(scratch_floats * sizeof(float));
+    check_cuda(cuda::attention(q, batch, kv, out, splits, scratch.as<float>(), compute_),
+               "attention");
+  }
+
+  void silu_mul(const float* gate, const float* up, int64_t n, int64_t inter, float* out) override {
+    begin_op();
+    check_cuda(cuda::silu_mul(gate, up, n * inter, out, compute_), "silu_mul");
+  }
+
+  void lora_shrink(const float* x, int64_t n, const LoraModuleBatch& lora, float* v) override {
+    begin_op();
+    check_cuda(cuda::lora_shrink(x, n, lora, v, by_segment(n, lora), compute_), "lora_shrink");
+  }
+
+  void lora_expand(const float* v, int64_t n, const LoraModuleBatch& lora, float* y) override {
+    begin_op();
+    check_cuda(cuda::lora_expand(v, n, lora, y, by_segment(n, lora), compute_), "lora_expand");
+  }
+
+  void log_softmax(const float* logits, int64_t rows, int64_t vocab, float* out) override {
+    begin_op();
+    check_cuda(cuda::log_softmax(logits, rows, vocab, out, compute_), "log_softmax");
+  }
+
+  void apply_penalties(float* logits, int64_t vocab, const PenaltyBatch& p) override {
+    begin_op();
+    check_cuda(cuda::apply_penalties(logits, vocab, p, compute_), "apply_penalties");
+  }
+
+  void top_logprobs(const float* logits, int64_t rows, int64_t vocab, int32_t k, int32_t* ids,
+                    float* logprobs) override {
+    LS_CHECK(k >= 1 && k <= kMaxTopLogprobs && k <= vocab);
+    begin_op();
+    check_cuda(cuda::top_logprobs(logits, rows, vocab, k, ids, logprobs, compute_), "top_logprobs");
+  }
+
+  void sample(const float* logits, int64_t rows, int64_t vocab, const SampleParams* params,
+              int32_t* tokens, float* logprobs) override {
+    if (rows == 0) return;
+    begin_op();
+    Buffer lse = alloc(static_cast<size_t>(rows) * sizeof(double));
+    check_cuda(cuda::argmax_lse(logits, rows, vocab, tokens, lse.as<double>(), compute_),
+               "sample: argmax");
+    // Params live on the device; the host needs to know whether any row samples at all (the
+    // sort is skipped for all-greedy batches).
+    std::vector<SampleParams> host(static_cast<size_t>(rows));
+    download(host.data(), params, host.size() * sizeof(SampleParams));
+    bool any = false;
+    for (const SampleParams& p : host) any = any || p.temperature > 0.0f;
+    if (any) {
+      const size_t bytes = cuda::sample_scratch_bytes(rows, vocab);
+      Buffer scratch = alloc(bytes);
+      check_cuda(
+          cuda::sample_sorted(logits, rows, vocab, params, tokens, scratch.data, bytes, compute_),
+          "sample: sorted");
+    }
+    check_cuda(
+        cuda::token_logprobs(logits, rows, vocab, tokens, lse.as<double>(), logprobs, compute_),
+        "sample: logprobs");
+  }
+
+ private:
+  explicit CudaBackend(const CudaBackendOptions& o) : device_(o.device) {
+    set_device();
+    cudaDeviceProp prop{};
+    check_cuda(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
+    sm_count_ = prop.multiProcessorCount;
+    check_cuda(cudaStreamCreateWithFlags(&compute_, cudaStreamNonBlocking), "stream");
+    check_cuda(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking), "stream");
+    check_cuda(cudaEventCreateWithFlags(&compute_mark_, cudaEventDisableTiming), "event");
+    check_cuda(cudaEventCreateWithFlags(&copy_done_, cudaEventDisableTiming), "event");
+    check_cublas(cublasCreate(&cublas_), "cublasCreate");
+    check_cublas(cublasSetStream(cublas_, compute_), "cublasSetStream");
+    // fp32 GEMMs stay fp32 (no TF32): f32 weights are the accuracy reference path.
+    check_cublas(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+    allocator_ = std::make_shared<cuda::CudaAllocator>();
+    compute_ring_ = std::make_unique<cuda::StagingRing>(o.staging_bytes, 4);
+    copy_ring_ = std::make_unique<cuda::StagingRing>(o.staging_bytes, 4);
+  }
+
+  void set_device() const { check_cuda(cudaSetDevice(device_), "cudaSetDevice"); }
+
+  // Ops mark their thread as the compute thread: its uploads are ordered on the compute
+  // stream; uploads from other threads take the copy stream (see the file comment).
+  void begin_op() {
+    set_device();
+    op_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  }
+
+  // Prefill-like batches (runs of 4+ tokens per slot on average) use the segment kernels.
+  static bool by_segment(int64_t n, const LoraModuleBatch& l) {
+    return l.num_segments > 0 && l.seg_start && l.seg_slot && n >= 4ll * l.num_segments &&
+           (n + 15) / 16 <= 65535;
+  }
+
+  int device_ = 0;
+  int sm_count_ = 0;
+  cudaStream_t compute_ = nullptr, copy_ = nullptr;
+  cudaEvent_t compute_mark_ = nullptr, copy_done_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  std::shared_ptr<cuda::CudaAllocator> allocator_;
+  std::unique_ptr<cuda::StagingRing> compute_ring_, copy_ring_;
+  std::atomic<std::thread::id> op_thread_{};
+  std::mutex copy_mu_;
+};
+
+bool cuda_device_available() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return count > 0;
+}
+
+Result<std::unique_ptr<Backend>> make_cuda_backend(const CudaBackendOptions& options) {
+  LS_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CudaBackend::create(options));
+  return std::unique_ptr<Backend>(std::move(b));
+}
+
+Result<CudaMemoryInfo> cuda_memory_info(Backend& backend) {
+  auto* cb = dynamic_cast<CudaBackend*>(&backend);
+  if (!cb) return invalid_argument("backend '" + std::string(backend.name()) + "' is not CUDA");
+  return cb->memory_info();
+}
+
+Result<Weight> cuda_random_weight(Backend& backend, DType dtype, int64_t rows, int64_t cols,
+                                  uint64_t seed, float scale, float offset) {
+  auto* cb = dynamic_cast<CudaBackend*>(&backend);
+  if (!cb) return invalid_argument("backend '" + std::string(backend.name()) + "' is not CUDA");
+  if (dtype != DType::kF32 && dtype != DType::kBF16 && dtype != DType::kF16)
+    return invalid_argument("random weights must be f32, bf16 or f16");
+  if (rows < 1 || cols < 1) return invalid_argument("random weight needs rows, cols >= 1");
+  return cb->random_weight(dtype, rows, cols, seed, scale, offset);
+}
+
+Result<int64_t> cuda_pool_bytes(Backend& backend, double utilization, size_t workspace_bytes) {
+  if (!(utilization > 0.0 && utilization <= 1.0))
+    return invalid_argument("--gpu-memory-utilization must be in (0, 1]");
+  LS_ASSIGN_OR_RETURN(CudaMemoryInfo m, cuda_memory_info(backend));
+  const double used = static_cast<double>(m.total - m.free);
+  const double pool =
+      utilization * static_cast<double>(m.total) - used - static_cast<double>(workspace_bytes);
+  const auto gib = [](double b) { return std::to_string(b / (1ull << 30)).substr(0, 5) + " GiB"; };
+  if (pool < static_cast<double>(64ull << 20))
+    return resource_exhausted("GPU memory: " + gib(utilization * static_cast<double>(m.total)) +
+                              " allowed, " + gib(used) + " in use (weights), " +
+                              gib(static_cast<double>(workspace_bytes)) +
+                              " workspace: no room for the page pool; raise "
+                              "--gpu-memory-utilization");
+  return static_cast<int64_t>(pool);
+}
+
+}  // namespace ls

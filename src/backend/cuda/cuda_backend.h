@@ -1,0 +1,41 @@
+// The CUDA backend's public face: whether a GPU is there, the factory, and the memory numbers
+// that size the page pool. Plain C++ (no CUDA headers), so apps and tests include it freely;
+// compiled only when LORASERVE_CUDA is on (callers guard with LORASERVE_HAS_CUDA).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "backend/backend.h"
+#include "base/status.h"
+
+namespace ls {
+
+struct CudaBackendOptions {
+  int device = 0;
+  size_t staging_bytes = 64u << 20;  // pinned host memory per upload stream
+};
+
+// True when the CUDA runtime sees at least one device.
+bool cuda_device_available();
+
+Result<std::unique_ptr<Backend>> make_cuda_backend(const CudaBackendOptions& options = {});
+
+struct CudaMemoryInfo {
+  size_t total = 0;   // device memory
+  size_t free = 0;    // free now (the driver's view), plus the backend's cached free blocks
+  size_t in_use = 0;  // held by live Buffers and Weights of this backend
+};
+// Fails when `backend` is not a CUDA backend.
+Result<CudaMemoryInfo> cuda_memory_info(Backend& backend);
+
+// Bytes for the page pool: utilization * total - (memory already used on the device) -
+// workspace_bytes, as vLLM's --gpu-memory-utilization. Call after the weights are loaded.
+Result<int64_t> cuda_pool_bytes(Backend& backend, double utilization, size_t workspace_bytes);
+
+// A weight [rows, cols] of `dtype` filled on the device with offset + scale * u, u uniform in
+// [-1, 1) from a counter-based hash of (seed, index): real-shape models without host copies.
+Result<Weight> cuda_random_weight(Backend& backend, DType dtype, int64_t rows, int64_t cols,
+                                  uint64_t seed, float scale, float offset);
+
+}  // namespace ls

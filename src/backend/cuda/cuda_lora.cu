@@ -1,0 +1,207 @@
+// LoRA shrink (v = x A^T) and expand (y += scale * v B^T) reading adapter rows through the
+// chunk-pointer tables of LoraModuleBatch (rows cut into page-sized chunks of the unified
+// pool), with a different adapter and rank per token in one launch. Our own kernels because
+// the rows are scattered over pages (the punica/S-LoRA layout), which no GEMM library reads.
+//
+// Decode (one token per row, slots mixed): per-token kernels. Shrink: one warp per (token,
+// rank row), lanes stride the row's chunks, one shuffle reduction. Expand: one thread per
+// output column, looping over the slot's rank; loads coalesced along the chunk.
+// Prefill (runs of tokens sharing a slot, the segment table): tiles of 16 tokens of one
+// segment. Shrink stages a 16 x 64 tile of x and of 16 A rows in shared memory and each thread
+// computes one (token, rank) dot; expand keeps a 16 x 64 tile of v in shared memory and each
+// thread one output column for the 16 tokens, so every adapter element read serves 16 tokens.
+// Slots of rank 0 and tokens of slot -1 are left alone, as in the CPU reference.
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_ops.h"
+
+namespace ls::cuda {
+
+namespace {
+
+constexpr int kTile = 16;   // tokens (and rank rows) per segment tile
+constexpr int kDepth = 64;  // reduction depth per shared-memory stage
+
+struct LoraArgs {
+  const float* const* chunks;
+  const int64_t* a_first;
+  const int64_t* bt_first;
+  const int32_t* rank;
+  const float* scale;
+  const int32_t* token_slot;
+  const int32_t* seg_start;
+  const int32_t* seg_slot;
+  int32_t num_slots, max_rank;
+  int64_t in_dim, out_dim, chunk_floats;
+};
+
+LoraArgs args_of(const LoraModuleBatch& l) {
+  return {l.chunks,   l.a_first,   l.bt_first, l.rank,   l.scale,   l.token_slot,  l.seg_start,
+          l.seg_slot, l.num_slots, l.max_rank, l.in_dim, l.out_dim, l.chunk_floats};
+}
+
+// Element i of row j of a matrix whose rows start at chunk index `first`.
+__device__ __forceinline__ float row_elem(const LoraArgs& a, int64_t first, int64_t per_row,
+                                          int64_t j, int64_t i) {
+  return a.chunks[first + j * per_row + i / a.chunk_floats][i % a.chunk_floats];
+}
+
+__device__ __forceinline__ int32_t slot_rank(const LoraArgs& a, int32_t s) {
+  return (s >= 0 && s < a.num_slots) ? min(a.rank[s], a.max_rank) : 0;
+}
+
+// grid (n, ceil(max_rank / 8)), 8 warps: warp w computes v[t, blockIdx.y * 8 + w].
+__global__ void shrink_token_kernel(const float* x, LoraArgs a, float* v) {
+  const int64_t t = blockIdx.x;
+  const int32_t s = a.token_slot[t];
+  const int32_t r = slot_rank(a, s);
+  const int32_t j = blockIdx.y * 8 + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (j >= r) return;
+  const int64_t cf = a.chunk_floats;
+  const int64_t per_row = (a.in_dim + cf - 1) / cf;
+  const float* xt = x + t * a.in_dim;
+  float acc = 0.0f;
+  for (int64_t k = 0; k < per_row; ++k) {
+    const float* c = a.chunks[a.a_first[s] + j * per_row + k];
+    const int64_t base = k * cf;
+    const int64_t len = min(cf, a.in_dim - base);
+    for (int64_t i = lane; i < len; i += 32) acc += xt[base + i] * c[i];
+  }
+  acc = warp_sum(acc);
+  if (lane == 0) v[t * a.max_rank + j] = acc;
+}
+
+// grid (n, ceil(out_dim / 256)), one thread per output column.
+__global__ void expand_token_kernel(const float* v, LoraArgs a, float* y) {
+  const int64_t t = blockIdx.x;
+  const int32_t s = a.token_slot[t];
+  const int32_t r = slot_rank(a, s);
+  const int64_t o = blockIdx.y * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (r == 0 || o >= a.out_dim) return;
+  const int64_t per_row = (a.out_dim + a.chunk_floats - 1) / a.chunk_floats;
+  const float* vt = v + t * a.max_rank;
+  float acc = 0.0f;
+  for (int32_t j = 0; j < r; ++j) acc += vt[j] * row_elem(a, a.bt_first[s], per_row, j, o);
+  y[t * a.out_dim + o] += a.scale[s] * acc;
+}
+
+// grid (num_segments, ceil(max_rank / 16), ceil(n / 16)), 256 threads = 16 tokens x 16 rows.
+__global__ void shrink_segment_kernel(const float* x, LoraArgs a, float* v) {
+  const int32_t seg = blockIdx.x;
+  const int64_t t_end = a.seg_start[seg + 1];
+  const int64_t t0 = a.seg_start[seg] + static_cast<int64_t>(blockIdx.z) * kTile;
+  if (t0 >= t_end) return;
+  const int32_t s = a.seg_slot[seg];
+  const int32_t r = slot_rank(a, s);
+  const int32_t j0 = blockIdx.y * kTile;
+  if (j0 >= r) return;
+  __shared__ float xs[kTile][kDepth + 1];
+  __shared__ float as[kTile][kDepth + 1];
+  const int tid = threadIdx.x;
+  const int ty = tid / kTile, tx = tid % kTile;  // token, rank row
+  const int64_t per_row = (a.in_dim + a.chunk_floats - 1) / a.chunk_floats;
+  float acc = 0.0f;
+  for (int64_t k0 = 0; k0 < a.in_dim; k0 += kDepth) {
+    for (int e = tid; e < kTile * kDepth; e += kTile * kTile) {
+      const int rr = e / kDepth, kk = e % kDepth;
+      const int64_t i = k0 + kk;
+      const int64_t t = t0 + rr;
+      const int32_t j = j0 + rr;
+      xs[rr][kk] = (t < t_end && i < a.in_dim) ? x[t * a.in_dim + i] : 0.0f;
+      as[rr][kk] = (j < r && i < a.in_dim) ? row_elem(a, a.a_first[s], per_row, j, i) : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll 16
+    for (int kk = 0; kk < kDepth; ++kk) acc += xs[ty][kk] * as[tx][kk];
+    __syncthreads();
+  }
+  const int64_t t = t0 + ty;
+  const int32_t j = j0 + tx;
+  if (t < t_end && j < r) v[t * a.max_rank + j] = acc;
+}
+
+// grid (num_segments, ceil(out_dim / 256), ceil(n / 16)), one thread per output column.
+__global__ void expand_segment_kernel(const float* v, LoraArgs a, float* y) {
+  const int32_t seg = blockIdx.x;
+  const int64_t t_end = a.seg_start[seg + 1];
+  const int64_t t0 = a.seg_start[seg] + static_cast<int64_t>(blockIdx.z) * kTile;
+  if (t0 >= t_end) return;
+  const int32_t s = a.seg_slot[seg];
+  const int32_t r = slot_rank(a, s);
+  if (r == 0) return;
+  __shared__ float vs[kTile][kDepth];
+  const int64_t o = blockIdx.y * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t per_row = (a.out_dim + a.chunk_floats - 1) / a.chunk_floats;
+  float acc[kTile];
+#pragma unroll
+  for (int i = 0; i < kTile; ++i) acc[i] = 0.0f;
+  for (int32_t j0 = 0; j0 < r; j0 += kDepth) {
+    for (int e = threadIdx.x; e < kTile * kDepth; e += blockDim.x) {
+      const int tt = e / kDepth, jj = e % kDepth;
+      const int64_t t = t0 + tt;
+      vs[tt][jj] = (t < t_end && j0 + jj < r) ? v[t * a.max_rank + j0 + jj] : 0.0f;
+    }
+    __syncthreads();
+    if (o < a.out_dim) {
+      const int32_t jn = min(kDepth, r - j0);
+      for (int jj = 0; jj < jn; ++jj) {
+        const float b = row_elem(a, a.bt_first[s], per_row, j0 + jj, o);
+#pragma unroll
+        for (int tt = 0; tt < kTile; ++tt) acc[tt] += vs[tt][jj] * b;
+      }
+    }
+    __syncthreads();
+  }
+  if (o >= a.out_dim) return;
+  const float sc = a.scale[s];
+#pragma unroll
+  for (int tt = 0; tt < kTile; ++tt)
+    if (t0 + tt < t_end) y[(t0 + tt) * a.out_dim + o] += sc * acc[tt];
+}
+
+bool valid(const LoraModuleBatch& l, bool by_segment) {
+  if (l.num_slots < 0 || l.max_rank < 1 || l.in_dim < 1 || l.out_dim < 1 || l.chunk_floats < 1)
+    return false;
+  if (by_segment && (!l.seg_start || !l.seg_slot)) return false;
+  return true;
+}
+
+}  // namespace
+
+cudaError_t lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, float* v,
+                        bool by_segment, cudaStream_t stream) {
+  if (n == 0 || l.num_slots == 0) return cudaSuccess;
+  if (!valid(l, by_segment)) return cudaErrorInvalidValue;
+  const LoraArgs a = args_of(l);
+  if (by_segment) {
+    if (l.num_segments == 0) return cudaSuccess;
+    const dim3 grid(static_cast<unsigned>(l.num_segments),
+                    static_cast<unsigned>((l.max_rank + kTile - 1) / kTile),
+                    static_cast<unsigned>((n + kTile - 1) / kTile));
+    shrink_segment_kernel<<<grid, kTile * kTile, 0, stream>>>(x, a, v);
+  } else {
+    const dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>((l.max_rank + 7) / 8));
+    shrink_token_kernel<<<grid, 256, 0, stream>>>(x, a, v);
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, float* y,
+                        bool by_segment, cudaStream_t stream) {
+  if (n == 0 || l.num_slots == 0) return cudaSuccess;
+  if (!valid(l, by_segment)) return cudaErrorInvalidValue;
+  const LoraArgs a = args_of(l);
+  const unsigned col_blocks = static_cast<unsigned>((l.out_dim + 255) / 256);
+  if (by_segment) {
+    if (l.num_segments == 0) return cudaSuccess;
+    const dim3 grid(static_cast<unsigned>(l.num_segments), col_blocks,
+                    static_cast<unsigned>((n + kTile - 1) / kTile));
+    expand_segment_kernel<<<grid, 256, 0, stream>>>(v, a, y);
+  } else {
+    const dim3 grid(static_cast<unsigned>(n), col_blocks);
+    expand_token_kernel<<<grid, 256, 0, stream>>>(v, a, y);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace ls::cuda

@@ -1,0 +1,575 @@
+// Backend conformance: every op of a backend under test against the CPU reference on the same
+// random inputs, through the Backend interface only (upload, op, download). Parameterised by
+// backend name; the CUDA backend is the one instantiated here (skipped without a GPU).
+// Outputs are poisoned (NaN or sentinels) before each op, and whole buffers are compared, so
+// an element written that should not be, or not written that should, fails.
+//
+// Tolerances (relative to the CPU's fp32/double results):
+// - exact: embedding, kv_write, penalties, greedy and sampled token ids, top-k ids, untouched
+//   LoRA entries;
+// - 1e-5 relative norm error: norms, RoPE, SiLU-mul, attention, LoRA, f32 GEMM (fp32 with a
+//   different summation order);
+// - bf16/f16 GEMM: 2e-5. The CUDA backend feeds fp32 activations to the tensor cores as two
+//   halves of the weight type (hi + lo: ~16 mantissa bits for bf16, worst 2^-17 = 7.6e-6 per
+//   element), so it stays within a few 1e-6 of the fp32 reference.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+#include "backend/backend.h"
+#include "base/dtype.h"
+#include "base/rng.h"
+#include "model/model_config.h"
+#ifdef LORASERVE_HAS_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
+
+namespace ls {
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+std::vector<float> random_vec(Rng& rng, size_t n, double scale = 1.0) {
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(rng.normal() * scale);
+  return v;
+}
+
+// ||a - b|| / ||b|| over all elements; NaN anywhere is a failure (infinity).
+double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) != std::isnan(b[i])) return INFINITY;
+    if (std::isnan(a[i])) continue;  // both NaN: a sentinel left alone by both
+    num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+
+std::vector<uint16_t> encode(const std::vector<float>& v, DType t) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    out[i] = t == DType::kBF16 ? f32_to_bf16(v[i]) : f32_to_f16(v[i]);
+  return out;
+}
+
+// Host data for make_weight in any dtype (bytes) and its exact fp32 values.
+struct HostWeight {
+  std::vector<uint8_t> bytes;
+  std::vector<float> values;
+};
+HostWeight host_weight(Rng& rng, DType t, size_t count, double scale) {
+  HostWeight w;
+  w.values = random_vec(rng, count, scale);
+  if (t == DType::kF32) {
+    w.bytes.resize(count * 4);
+    std::memcpy(w.bytes.data(), w.values.data(), count * 4);
+  } else {
+    auto e = encode(w.values, t);
+    w.bytes.resize(count * 2);
+    std::memcpy(w.bytes.data(), e.data(), count * 2);
+    convert_to_f32(t, e.data(), w.values.data(), count);
+  }
+  return w;
+}
+
+// Device-side helpers over any backend.
+struct Dev {
+  Backend& be;
+  template <typename T>
+  Buffer put(const std::vector<T>& v) {
+    Buffer b = be.alloc(std::max<size_t>(1, v.size()) * sizeof(T));
+    be.upload(b.data, v.data(), v.size() * sizeof(T));
+    return b;
+  }
+  template <typename T>
+  std::vector<T> get(const Buffer& b, size_t n) {
+    std::vector<T> v(n);
+    be.download(v.data(), b.data, n * sizeof(T));
+    return v;
+  }
+};
+
+std::unique_ptr<Backend> make_named_backend(const std::string& name) {
+  if (name == "cpu") return make_cpu_backend();
+#ifdef LORASERVE_HAS_CUDA
+  if (name == "cuda" && cuda_device_available()) {
+    auto b = make_cuda_backend();
+    if (b.ok()) return std::move(b).value();
+  }
+#endif
+  return nullptr;
+}
+
+class Conformance : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    dut_ = make_named_backend(GetParam());
+    if (!dut_) GTEST_SKIP() << "backend " << GetParam() << " not available here";
+    ref_ = make_cpu_backend();
+  }
+  // Runs fn on the reference and on the backend under test.
+  template <typename Fn>
+  auto both(Fn fn) {
+    return std::make_pair(fn(*ref_), fn(*dut_));
+  }
+  std::unique_ptr<Backend> ref_, dut_;
+  Rng rng_{0x5eed};
+};
+
+TEST_P(Conformance, MemoryRoundTripAndCopyFromAnotherThread) {
+  Dev d{*dut_};
+  auto v = random_vec(rng_, 100000);
+  Buffer b = d.put(v);
+  EXPECT_EQ(d.get<float>(b, v.size()), v);
+  dut_->fill_zero(b.data, 4000);
+  auto z = d.get<float>(b, v.size());
+  EXPECT_TRUE(std::all_of(z.begin(), z.begin() + 1000, [](float x) { return x == 0.0f; }));
+  EXPECT_TRUE(std::equal(z.begin() + 1000, z.end(), v.begin() + 1000));
+  // An op on this thread, then an upload from another thread (the adapter loader's path),
+  // then an op reading what it uploaded: the copy must be ordered before the op.
+  Buffer x = d.put(random_vec(rng_, 64 * 32));
+  Buffer out = d.put(std::vector<float>(64 * 32, kNaN));
+  dut_->silu_mul(x.as<float>(), x.as<float>(), 64, 32, out.as<float>());
+  auto big = random_vec(rng_, 8 << 20);  // 32 MB: several staging pieces
+  Buffer target = dut_->alloc(big.size() * 4);
+  std::thread([&] { dut_->upload(target.data, big.data(), big.size() * 4); }).join();
+  Buffer copy = dut_->alloc(big.size() * 4);
+  dut_->silu_mul(target.as<float>(), target.as<float>(), 1, static_cast<int64_t>(big.size()),
+                 copy.as<float>());
+  auto got = d.get<float>(copy, big.size());
+  std::vector<float> want(big.size());
+  ref_->silu_mul(big.data(), big.data(), 1, static_cast<int64_t>(big.size()), want.data());
+  EXPECT_LT(rel_err(got, want), 1e-6);
+}
+
+TEST_P(Conformance, EmbeddingAllDtypes) {
+  for (DType t : {DType::kF32, DType::kBF16, DType::kF16}) {
+    const int64_t vocab = 3001, dim = 520;
+    HostWeight w = host_weight(rng_, t, vocab * dim, 1.0);
+    std::vector<int32_t> ids = {0, 3000, 17, 17, 1234, 5, 2999};
+    auto [ref, got] = both([&](Backend& be) {
+      Dev d{be};
+      Weight tw = be.make_weight(t, w.bytes.data(), vocab, dim);
+      Buffer di = d.put(ids);
+      Buffer out = d.put(std::vector<float>(ids.size() * dim, kNaN));
+      be.embedding(tw, di.as<int32_t>(), static_cast<int64_t>(ids.size()), out.as<float>());
+      return d.get<float>(out, ids.size() * dim);
+    });
+    EXPECT_EQ(got, ref) << dtype_name(t);
+  }
+}
+
+TEST_P(Conformance, RmsNormAndFusedResidualAllDtypes) {
+  for (DType t : {DType::kF32, DType::kBF16, DType::kF16}) {
+    for (int64_t dim : {48, 4096, 5000}) {
+      const int64_t n = 37;
+      HostWeight w = host_weight(rng_, t, dim, 1.0);
+      auto x = random_vec(rng_, n * dim, 3.0), delta = random_vec(rng_, n * dim);
+      auto [ref, got] = both([&](Backend& be) {
+        Dev d{be};
+        Weight nw = be.make_weight(t, w.bytes.data(), 1, dim);
+        Buffer dx = d.put(x), dd = d.put(delta);
+        Buffer o1 = d.put(std::vector<float>(n * dim, kNaN));
+        Buffer o2 = d.put(std::vector<float>(n * dim, kNaN));
+        be.rms_norm(dx.as<float>(), nw, 1e-5f, n, o1.as<float>());
+        be.add_rms_norm(dx.as<float>(), dd.as<float>(), nw, 1e-6f, n, o2.as<float>());
+        auto r = d.get<float>(o1, n * dim);
+        auto r2 = d.get<float>(o2, n * dim);
+        auto res = d.get<float>(dx, n * dim);
+        r.insert(r.end(), r2.begin(), r2.end());
+        r.insert(r.end(), res.begin(), res.end());
+        return r;
+      });
+      EXPECT_LT(rel_err(got, ref), 1e-5) << dtype_name(t) << " dim " << dim;
+    }
+  }
+}
+
+TEST_P(Conformance, GemmAllDtypesBiasAndAccumulate) {
+  for (DType t : {DType::kF32, DType::kBF16, DType::kF16}) {
+    for (int64_t n : {1, 7, 130, 600}) {
+      const int64_t m = 301, k = 257;
+      HostWeight w = host_weight(rng_, t, m * k, 0.05);
+      HostWeight bias = host_weight(rng_, t, m, 1.0);
+      auto x = random_vec(rng_, n * k);
+      auto y0 = random_vec(rng_, n * m);
+      auto run = [&](Backend& be, const std::vector<float>& xin) {
+        Dev d{be};
+        Weight W = be.make_weight(t, w.bytes.data(), m, k);
+        Weight B = be.make_weight(t, bias.bytes.data(), 1, m);
+        Buffer dx = d.put(xin);
+        Buffer o1 = d.put(std::vector<float>(n * m, kNaN));
+        Buffer o2 = d.put(y0);
+        be.gemm(dx.as<float>(), n, W, &B, o1.as<float>(), false);
+        be.gemm(dx.as<float>(), n, W, nullptr, o2.as<float>(), true);
+        auto r = d.get<float>(o1, n * m);
+        auto r2 = d.get<float>(o2, n * m);
+        r.insert(r.end(), r2.begin(), r2.end());
+        return r;
+      };
+      auto got = run(*dut_, x);
+      auto ref = run(*ref_, x);
+      EXPECT_LT(rel_err(got, ref), t == DType::kF32 ? 1e-5 : 2e-5) << dtype_name(t) << " n " << n;
+    }
+  }
+}
+
+TEST_P(Conformance, RopeWithLlama3ScalingAndLongPositions) {
+  ModelConfig c;
+  c.head_dim = 128;
+  c.rope_theta = 500000.0;
+  c.rope_scaling.type = "llama3";
+  c.rope_scaling.factor = 8.0;
+  c.rope_scaling.low_freq_factor = 1.0;
+  c.rope_scaling.high_freq_factor = 4.0;
+  c.rope_scaling.original_max_position_embeddings = 8192;
+  for (int32_t hd : {128, 64}) {
+    c.head_dim = hd;
+    std::vector<float> inv = rope_inv_freq(c);
+    const int32_t qh = 8, kh = 2;
+    std::vector<int32_t> pos = {0, 1, 2, 17, 4095, 8191, 8192, 30000, 131071};
+    const int64_t n = static_cast<int64_t>(pos.size());
+    auto q = random_vec(rng_, n * qh * hd), k = random_vec(rng_, n * kh * hd);
+    auto [ref, got] = both([&](Backend& be) {
+      Dev d{be};
+      Buffer dq = d.put(q), dk = d.put(k), dpos = d.put(pos), dinv = d.put(inv);
+      RopeParams p{dinv.as<float>(), hd, qh, kh};
+      be.rope(dq.as<float>(), dk.as<float>(), p, dpos.as<int32_t>(), n);
+      auto r = d.get<float>(dq, q.size());
+      auto rk = d.get<float>(dk, k.size());
+      r.insert(r.end(), rk.begin(), rk.end());
+      return r;
+    });
+    EXPECT_LT(rel_err(got, ref), 1e-5) << "head_dim " << hd;
+  }
+}
+
+TEST_P(Conformance, SiluMul) {
+  const int64_t n = 333, inter = 1000;
+  auto g = random_vec(rng_, n * inter, 4.0), u = random_vec(rng_, n * inter);
+  auto [ref, got] = both([&](Backend& be) {
+    Dev d{be};
+    Buffer dg = d.put(g), du = d.put(u);
+    be.silu_mul(dg.as<float>(), du.as<float>(), n, inter, dg.as<float>());  // in place
+    return d.get<float>(dg, g.size());
+  });
+  EXPECT_LT(rel_err(got, ref), 1e-6);
+}
+
+// A paged KV layout: sequences of given lengths over shuffled pages, and a query batch.
+struct AttnCase {
+  int32_t q_heads, kv_heads, head_dim, page_size, window;
+  std::vector<int32_t> seq_len;  // keys per sequence
+  int32_t queries_per_seq;       // the last `queries_per_seq` positions of each sequence query
+};
+
+std::vector<float> run_attention(Backend& be, const AttnCase& c, uint64_t seed) {
+  Rng rng(seed);
+  Dev d{be};
+  const int32_t kvw = c.kv_heads * c.head_dim;
+  const int32_t ns = static_cast<int32_t>(c.seq_len.size());
+  std::vector<int32_t> indptr{0};
+  int32_t pages = 0;
+  for (int32_t len : c.seq_len) {
+    pages += (len + c.page_size - 1) / c.page_size;
+    indptr.push_back(pages);
+  }
+  const int32_t pool_pages = pages + 5;
+  std::vector<int32_t> perm(static_cast<size_t>(pool_pages));
+  std::iota(perm.begin(), perm.end(), 0);
+  for (size_t i = perm.size() - 1; i > 0; --i)
+    std::swap(perm[i], perm[static_cast<size_t>(rng.uniform() * static_cast<double>(i + 1))]);
+  std::vector<int32_t> indices(perm.begin(), perm.begin() + pages);
+  // All keys of every sequence written through kv_write in one call.
+  std::vector<int64_t> slots;
+  std::vector<int32_t> token_seq, token_pos;
+  for (int32_t s = 0; s < ns; ++s)
+    for (int32_t j = 0; j < c.seq_len[static_cast<size_t>(s)]; ++j) {
+      const int32_t page =
+          indices[static_cast<size_t>(indptr[static_cast<size_t>(s)] + j / c.page_size)];
+      slots.push_back(static_cast<int64_t>(page) * c.page_size + j % c.page_size);
+      if (j >= c.seq_len[static_cast<size_t>(s)] - c.queries_per_seq) {
+        token_seq.push_back(s);
+        token_pos.push_back(j);
+      }
+    }
+  const int64_t nk = static_cast<int64_t>(slots.size());
+  auto k = random_vec(rng, static_cast<size_t>(nk * kvw)),
+       v = random_vec(rng, static_cast<size_t>(nk * kvw));
+  const int64_t nq = static_cast<int64_t>(token_seq.size());
+  auto q = random_vec(rng, static_cast<size_t>(nq * c.q_heads * c.head_dim), 0.5);
+  const size_t cache = static_cast<size_t>(pool_pages) * c.page_size * kvw;
+  Buffer kc = d.put(std::vector<float>(cache, kNaN)), vc = d.put(std::vector<float>(cache, kNaN));
+  LayerKv kv{kc.as<float>(), vc.as<float>(), c.page_size, kvw};
+  Buffer dk = d.put(k), dv = d.put(v), dslots = d.put(slots);
+  be.kv_write(dk.as<float>(), dv.as<float>(), dslots.as<int64_t>(), nk, kv);
+  Buffer dseq = d.put(token_seq), dpos = d.put(token_pos), dptr = d.put(indptr),
+         dind = d.put(indices), dq = d.put(q);
+  Buffer out = d.put(std::vector<float>(q.size(), kNaN));
+  AttentionBatch b;
+  b.num_tokens = nq;
+  b.num_seqs = ns;
+  b.token_seq = dseq.as<int32_t>();
+  b.token_pos = dpos.as<int32_t>();
+  b.kv_indptr = dptr.as<int32_t>();
+  b.kv_indices = dind.as<int32_t>();
+  b.num_q_heads = c.q_heads;
+  b.num_kv_heads = c.kv_heads;
+  b.head_dim = c.head_dim;
+  b.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  b.sliding_window = c.window;
+  be.attention(dq.as<float>(), b, kv, out.as<float>());
+  auto r = d.get<float>(out, q.size());
+  auto kcache = d.get<float>(kc, cache);  // kv_write must match too (NaN where unwritten)
+  r.insert(r.end(), kcache.begin(), kcache.end());
+  return r;
+}
+
+TEST_P(Conformance, PagedAttentionPrefillDecodeGqaWindow) {
+  const std::vector<AttnCase> cases = {
+      // decode: one query per sequence, long contexts (split along the keys)
+      {32, 8, 128, 1, 0, {1, 700, 2049, 33}, 1},
+      {8, 2, 64, 16, 0, {5000, 16, 17, 1}, 1},
+      // prefill: every position queries (many rows, one split)
+      {4, 4, 128, 1, 0, {300, 57}, 300},
+      {8, 1, 96, 16, 0, {190, 1}, 190},
+      // mixed chunk: the last 40 positions of each; sliding window
+      {8, 2, 128, 4, 64, {500, 40, 1000}, 40},
+      {6, 2, 256, 1, 0, {129, 3}, 3},
+      {4, 2, 16, 2, 7, {64, 9}, 64},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    auto [ref, got] = both([&](Backend& be) { return run_attention(be, cases[i], 100 + i); });
+    EXPECT_LT(rel_err(got, ref), 1e-5) << "case " << i;
+  }
+}
+
+// LoRA over scattered chunks: `ranks` per slot (0 = module untouched), tokens in segments.
+struct LoraCase {
+  std::vector<int32_t> ranks;
+  int64_t in_dim, out_dim, chunk_floats;
+  int32_t max_rank;  // v stride
+  // (slot, tokens) per segment; slot -1 = base model; tokens 0 = an empty segment
+  std::vector<std::pair<int32_t, int32_t>> segments;
+};
+
+std::vector<float> run_lora(Backend& be, const LoraCase& c, uint64_t seed) {
+  Rng rng(seed);
+  Dev d{be};
+  const int32_t ns = static_cast<int32_t>(c.ranks.size());
+  const int64_t cf = c.chunk_floats;
+  const int64_t a_row = (c.in_dim + cf - 1) / cf, b_row = (c.out_dim + cf - 1) / cf;
+  int64_t total_chunks = 0;
+  for (int32_t r : c.ranks) total_chunks += r * (a_row + b_row);
+  // The chunks live in one pool in shuffled order, as adapter pages do.
+  std::vector<int64_t> place(static_cast<size_t>(total_chunks));
+  std::iota(place.begin(), place.end(), 0);
+  for (size_t i = place.size() - 1; i > 0; --i)
+    std::swap(place[i], place[static_cast<size_t>(rng.uniform() * static_cast<double>(i + 1))]);
+  auto pool = random_vec(rng, static_cast<size_t>(std::max<int64_t>(1, total_chunks) * cf), 0.1);
+  Buffer dpool = d.put(pool);
+  std::vector<const float*> chunks;
+  std::vector<int64_t> a_first, bt_first;
+  std::vector<float> scales;
+  for (int32_t s = 0; s < ns; ++s) {
+    const int32_t r = c.ranks[static_cast<size_t>(s)];
+    a_first.push_back(static_cast<int64_t>(chunks.size()));
+    for (int64_t i = 0; i < r * a_row; ++i)
+      chunks.push_back(dpool.as<float>() + place[chunks.size()] * cf);
+    bt_first.push_back(static_cast<int64_t>(chunks.size()));
+    for (int64_t i = 0; i < r * b_row; ++i)
+      chunks.push_back(dpool.as<float>() + place[chunks.size()] * cf);
+    scales.push_back(static_cast<float>(0.5 + s));
+  }
+  std::vector<int32_t> token_slot, seg_start, seg_slot;
+  for (auto [slot, len] : c.segments) {
+    seg_start.push_back(static_cast<int32_t>(token_slot.size()));
+    seg_slot.push_back(slot);
+    for (int32_t i = 0; i < len; ++i) token_slot.push_back(slot);
+  }
+  seg_start.push_back(static_cast<int32_t>(token_slot.size()));
+  const int64_t n = static_cast<int64_t>(token_slot.size());
+  auto x = random_vec(rng, static_cast<size_t>(n * c.in_dim));
+  auto y = random_vec(rng, static_cast<size_t>(n * c.out_dim));
+  Buffer dchunks = d.put(chunks), dfa = d.put(a_first), dfb = d.put(bt_first),
+         drank = d.put(c.ranks), dscale = d.put(scales), dtok = d.put(token_slot),
+         dss = d.put(seg_start), dsl = d.put(seg_slot), dx = d.put(x), dy = d.put(y);
+  // Sentinels where no rank row is written; expand reads v only for j < rank.
+  std::vector<float> v0(static_cast<size_t>(n * c.max_rank), kNaN);
+  Buffer dv = d.put(v0);
+  LoraModuleBatch l;
+  l.num_slots = ns;
+  l.max_rank = c.max_rank;
+  l.in_dim = c.in_dim;
+  l.out_dim = c.out_dim;
+  l.chunk_floats = cf;
+  l.chunks = dchunks.as<const float*>();
+  l.a_first = dfa.as<int64_t>();
+  l.bt_first = dfb.as<int64_t>();
+  l.rank = drank.as<int32_t>();
+  l.scale = dscale.as<float>();
+  l.token_slot = dtok.as<int32_t>();
+  l.num_segments = static_cast<int32_t>(seg_slot.size());
+  l.seg_start = dss.as<int32_t>();
+  l.seg_slot = dsl.as<int32_t>();
+  be.lora_shrink(dx.as<float>(), n, l, dv.as<float>());
+  be.lora_expand(dv.as<float>(), n, l, dy.as<float>());
+  auto r = d.get<float>(dv, v0.size());
+  auto ry = d.get<float>(dy, y.size());
+  r.insert(r.end(), ry.begin(), ry.end());
+  return r;
+}
+
+TEST_P(Conformance, LoraMixedAdaptersRanks8To128EmptySegmentsAndNoAdapter) {
+  const std::vector<int32_t> ranks = {8, 128, 0, 16, 64, 32};
+  const std::vector<LoraCase> cases = {
+      // decode: one token per segment, slots mixed, base-model tokens in between
+      {ranks,
+       4096,
+       1024,
+       1024,
+       128,
+       {{0, 1},
+        {1, 1},
+        {-1, 1},
+        {2, 1},
+        {3, 1},
+        {1, 1},
+        {4, 1},
+        {5, 1},
+        {-1, 1},
+        {0, 1},
+        {5, 1},
+        {1, 1}}},
+      // prefill: long runs, empty segments, a run with no adapter, chunks not dividing rows
+      {ranks,
+       1000,
+       1500,
+       96,
+       130,
+       {{1, 70}, {0, 0}, {3, 33}, {-1, 20}, {4, 0}, {5, 47}, {0, 5}, {2, 9}, {1, 1}, {4, 64}}},
+      // GQA-shaped k/v projection, chunk bigger than the row
+      {ranks, 512, 128, 4096, 128, {{4, 40}, {5, 40}, {-1, 3}, {1, 17}}},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    auto [ref, got] = both([&](Backend& be) { return run_lora(be, cases[i], 7 + i); });
+    EXPECT_LT(rel_err(got, ref), 1e-5) << "case " << i;
+  }
+}
+
+TEST_P(Conformance, LogSoftmaxSampleTopLogprobsPenalties) {
+  for (int64_t vocab : {1000, 32007, 128256}) {
+    const int64_t rows = 12;
+    auto logits = random_vec(rng_, static_cast<size_t>(rows * vocab), 3.0);
+    // Ties: row 0's max appears twice (greedy takes the lower id); row 1 has many equal values.
+    logits[100] = logits[700] = 50.0f;
+    for (int64_t i = 0; i < 50; ++i) logits[static_cast<size_t>(vocab + 3 * i)] = 9.0f;
+    std::vector<SampleParams> params(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      SampleParams& p = params[static_cast<size_t>(r)];
+      p.uniform = rng_.uniform();
+      p.temperature = r < 2 ? 0.0f : 0.3f + 0.2f * static_cast<float>(r % 5);
+      if (r % 3 == 0) p.top_k = 1 + static_cast<int32_t>(r * 7);
+      if (r % 4 == 1) p.top_p = 0.9f;
+      if (r % 5 == 2) p.min_p = 0.05f;
+      if (r == 11) p.top_p = 0.5f, p.min_p = 0.01f, p.top_k = 40;
+    }
+    // Penalties on rows 2.. with some ids generated several times.
+    std::vector<int32_t> indptr{0}, ids, counts;
+    std::vector<float> pres, freq, rep;
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int32_t j = 0; j < 30 && r >= 2; ++j) {
+        ids.push_back(static_cast<int32_t>((r * 131 + j * 977) % vocab));
+        counts.push_back(j % 3);
+      }
+      indptr.push_back(static_cast<int32_t>(ids.size()));
+      pres.push_back(r % 2 ? 0.5f : 0.0f);
+      freq.push_back(r % 3 ? 0.25f : 0.0f);
+      rep.push_back(r % 4 ? 1.3f : 1.0f);
+    }
+    const int32_t k = 20;
+    auto run = [&](Backend& be) {
+      Dev d{be};
+      Buffer dl = d.put(logits);
+      Buffer lsm = d.put(std::vector<float>(logits.size(), kNaN));
+      Buffer dptr = d.put(indptr), dids = d.put(ids), dcnt = d.put(counts), dpres = d.put(pres),
+             dfreq = d.put(freq), drep = d.put(rep);
+      PenaltyBatch pb{rows,
+                      dptr.as<int32_t>(),
+                      dids.as<int32_t>(),
+                      dcnt.as<int32_t>(),
+                      dpres.as<float>(),
+                      dfreq.as<float>(),
+                      drep.as<float>()};
+      be.apply_penalties(dl.as<float>(), vocab, pb);
+      be.log_softmax(dl.as<float>(), rows, vocab, lsm.as<float>());
+      Buffer dp = d.put(params);
+      Buffer toks = d.put(std::vector<int32_t>(static_cast<size_t>(rows), -7));
+      Buffer lps = d.put(std::vector<float>(static_cast<size_t>(rows), kNaN));
+      be.sample(dl.as<float>(), rows, vocab, dp.as<SampleParams>(), toks.as<int32_t>(),
+                lps.as<float>());
+      Buffer tids = d.put(std::vector<int32_t>(static_cast<size_t>(rows * k), -7));
+      Buffer tlps = d.put(std::vector<float>(static_cast<size_t>(rows * k), kNaN));
+      be.top_logprobs(dl.as<float>(), rows, vocab, k, tids.as<int32_t>(), tlps.as<float>());
+      struct Out {
+        std::vector<float> penalized, lsm, lps, tlps;
+        std::vector<int32_t> toks, tids;
+      } o;
+      o.penalized = d.get<float>(dl, logits.size());
+      o.lsm = d.get<float>(lsm, logits.size());
+      o.toks = d.get<int32_t>(toks, static_cast<size_t>(rows));
+      o.lps = d.get<float>(lps, static_cast<size_t>(rows));
+      o.tids = d.get<int32_t>(tids, static_cast<size_t>(rows * k));
+      o.tlps = d.get<float>(tlps, static_cast<size_t>(rows * k));
+      return o;
+    };
+    auto ref = run(*ref_);
+    auto got = run(*dut_);
+    EXPECT_EQ(got.penalized, ref.penalized) << "vocab " << vocab;
+    EXPECT_LT(rel_err(got.lsm, ref.lsm), 1e-6) << "vocab " << vocab;
+    EXPECT_EQ(got.toks, ref.toks) << "vocab " << vocab;
+    EXPECT_LT(rel_err(got.lps, ref.lps), 1e-5) << "vocab " << vocab;
+    EXPECT_EQ(got.tids, ref.tids) << "vocab " << vocab;
+    EXPECT_LT(rel_err(got.tlps, ref.tlps), 1e-5) << "vocab " << vocab;
+  }
+}
+
+TEST_P(Conformance, SamplingMatchesCpuOverManyUniforms) {
+  // One row, many draws: every uniform must map to the CPU's token (the sorted walk).
+  const int64_t vocab = 5000, rows = 256;
+  auto row = random_vec(rng_, static_cast<size_t>(vocab), 2.0);
+  std::vector<float> logits;
+  std::vector<SampleParams> params(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    logits.insert(logits.end(), row.begin(), row.end());
+    SampleParams& p = params[static_cast<size_t>(r)];
+    p.temperature = 1.0f;
+    p.uniform = (static_cast<double>(r) + 0.5) / static_cast<double>(rows);
+    if (r % 2) p.top_p = 0.8f;
+    if (r % 3 == 0) p.min_p = 0.02f;
+  }
+  auto [ref, got] = both([&](Backend& be) {
+    Dev d{be};
+    Buffer dl = d.put(logits), dp = d.put(params);
+    Buffer toks = d.put(std::vector<int32_t>(static_cast<size_t>(rows), -7));
+    Buffer lps = d.put(std::vector<float>(static_cast<size_t>(rows), kNaN));
+    be.sample(dl.as<float>(), rows, vocab, dp.as<SampleParams>(), toks.as<int32_t>(),
+              lps.as<float>());
+    return d.get<int32_t>(toks, static_cast<size_t>(rows));
+  });
+  EXPECT_EQ(got, ref);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Conformance, ::testing::Values("cuda"));
+
+}  // namespace
+}  // namespace ls
