@@ -358,7 +358,7 @@ def load_test(s, clients=1000):
         w.close()
         head, _, _ = data.partition(b"\r\n\r\n")
         ok = head.startswith(b"HTTP/1.1 200") and data.count(b"data: [DONE]") == 1 and b'"error"' not in data
-        return ok
+        return True if ok else data[:400]
 
     async def all_clients():
         return await asyncio.gather(*[one(i) for i in range(clients)], return_exceptions=True)
@@ -366,7 +366,7 @@ def load_test(s, clients=1000):
     t0 = time.time()
     results = asyncio.run(all_clients())
     dt = time.time() - t0
-    errors = [r for r in results if r is not True]
+    errors = [repr(r) for r in results if r is not True]
     print(f"load test: {clients} concurrent streaming clients in {dt:.1f} s, {len(errors)} errors")
     check("1000 streams, zero errors", not errors, errors[:5])
     check("pages back to baseline", s.wait_metric("loraserve:pages_kv", base.get("loraserve:pages_kv", 0), 10)
