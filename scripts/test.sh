@@ -10,7 +10,8 @@ cmake --build --preset dev -j"$(nproc)"
 if [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc >/dev/null; then
   echo "== nvcc found: compiling the CUDA backend (preset cuda) =="
   cmake --preset cuda >/dev/null
-  cmake --build --preset cuda -j"$(nproc)" --target ls_backend_cuda cuda_ops_test
+  cmake --build --preset cuda -j"$(nproc)" --target ls_backend_cuda backend_conformance_test \
+    cuda_golden_test
 else
   echo "== nvcc not found: CUDA backend not compiled =="
 fi
