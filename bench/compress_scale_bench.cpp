@@ -65,6 +65,7 @@ int run(const Flags& f, const std::string& command) {
     const int32_t tasks = f.layers * f.modules;
     std::vector<double> mean_err(static_cast<size_t>(tasks)), max_err(static_cast<size_t>(tasks));
     std::vector<double> gen_s(static_cast<size_t>(tasks)), fit_s(static_cast<size_t>(tasks));
+    std::vector<int32_t> steps(static_cast<size_t>(tasks));
     const auto t0 = std::chrono::steady_clock::now();
     const double cpu0 = cpu_seconds();
     ThreadPool::shared().parallel_for(tasks, [&](int64_t b, int64_t e) {
@@ -94,6 +95,7 @@ int run(const Flags& f, const std::string& command) {
         }
         const auto t = static_cast<size_t>(task);
         mean_err[t] = sum / static_cast<double>(fit.coeffs.size());
+        steps[t] = fit.iters_run;
         max_err[t] = worst;
         gen_s[t] = std::chrono::duration<double>(g1 - g0).count();
         fit_s[t] = std::chrono::duration<double>(g2 - g1).count();
@@ -102,10 +104,11 @@ int run(const Flags& f, const std::string& command) {
     const double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double cpu = cpu_seconds() - cpu0;
-    double gen_total = 0, fit_total = 0, err = 0, worst = 0;
+    double gen_total = 0, fit_total = 0, err = 0, worst = 0, steps_total = 0;
     for (int32_t t = 0; t < tasks; ++t) {
       gen_total += gen_s[static_cast<size_t>(t)];
       fit_total += fit_s[static_cast<size_t>(t)];
+      steps_total += steps[static_cast<size_t>(t)];
       err += mean_err[static_cast<size_t>(t)];
       worst = std::max(worst, max_err[static_cast<size_t>(t)]);
     }
@@ -118,9 +121,10 @@ int run(const Flags& f, const std::string& command) {
         {"process_cpu_s", cpu},
         {"extrapolated_full_model_cpu_s", cpu * scale},
         {"extrapolated_full_model_wall_s_on_2_idle_cores", cpu * scale / 2},
-        {"fit_cpu_s", fit_total},
-        {"generate_cpu_s", gen_total},
-        {"fit_s_per_module", fit_total / tasks},
+        {"fit_task_wall_s_sum", fit_total},
+        {"generate_task_wall_s_sum", gen_total},
+        {"fit_wall_s_per_module", fit_total / tasks},
+        {"mean_alternating_steps", steps_total / tasks},
         {"extrapolated_full_model_wall_s", wall * scale},
         {"extrapolated_full_model_fit_only_wall_s",
          wall * scale * fit_total / (fit_total + gen_total)},
