@@ -1,13 +1,25 @@
-// Thin wrappers over cblas_dgemm, LAPACKE_dgeqrf/dorgqr and LAPACKE_dpotrf/dpotrs.
+// Thin wrappers over cblas_dgemm and LAPACK's dgeqrf/dorgqr and dpotrf/dpotrs. LAPACK is
+// called through its Fortran symbols, which libopenblas exports (Debian builds OpenBLAS with
+// LAPACK), so no package beyond libopenblas-dev is needed (LAPACKE is a separate one).
 #include "compress/dense.h"
 
 #include <cblas.h>
-#include <lapacke.h>
 
 #include <algorithm>
 #include <cmath>
 
 #include "base/check.h"
+
+extern "C" {
+// LAPACK (Fortran calling convention, LP64 integers, hidden string lengths last).
+void dgeqrf_(const int* m, const int* n, double* a, const int* lda, double* tau, double* work,
+             const int* lwork, int* info);
+void dorgqr_(const int* m, const int* n, const int* k, double* a, const int* lda, const double* tau,
+             double* work, const int* lwork, int* info);
+void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, size_t);
+void dpotrs_(const char* uplo, const int* n, const int* nrhs, const double* a, const int* lda,
+             double* b, const int* ldb, int* info, size_t);
+}
 
 namespace ls::compress {
 
@@ -39,12 +51,29 @@ Mat matmul(const Mat& a, const Mat& b, bool trans_a, bool trans_b) {
 void orthonormalize_columns(Mat* m) {
   LS_CHECK(m->rows >= m->cols);
   if (m->cols == 0) return;
-  std::vector<double> tau(static_cast<size_t>(m->cols));
-  const auto rows = static_cast<lapack_int>(m->rows), cols = static_cast<lapack_int>(m->cols);
-  lapack_int info = LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, rows, cols, m->data.data(), cols, tau.data());
+  const int rows = static_cast<int>(m->rows), cols = static_cast<int>(m->cols);
+  // LAPACK is column-major: copy in, QR, form Q, copy back.
+  std::vector<double> a(m->data.size());
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) a[static_cast<size_t>(c) * rows + r] = m->at(r, c);
+  std::vector<double> tau(static_cast<size_t>(cols));
+  int info = 0, lwork = -1;
+  double query = 0;
+  dgeqrf_(&rows, &cols, a.data(), &rows, tau.data(), &query, &lwork, &info);
   LS_CHECK(info == 0);
-  info = LAPACKE_dorgqr(LAPACK_ROW_MAJOR, rows, cols, cols, m->data.data(), cols, tau.data());
+  lwork = std::max(1, static_cast<int>(query));
+  std::vector<double> work(static_cast<size_t>(lwork));
+  dgeqrf_(&rows, &cols, a.data(), &rows, tau.data(), work.data(), &lwork, &info);
   LS_CHECK(info == 0);
+  lwork = -1;
+  dorgqr_(&rows, &cols, &cols, a.data(), &rows, tau.data(), &query, &lwork, &info);
+  LS_CHECK(info == 0);
+  lwork = std::max(1, static_cast<int>(query));
+  work.resize(static_cast<size_t>(lwork));
+  dorgqr_(&rows, &cols, &cols, a.data(), &rows, tau.data(), work.data(), &lwork, &info);
+  LS_CHECK(info == 0);
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) m->at(r, c) = a[static_cast<size_t>(c) * rows + r];
 }
 
 namespace {
@@ -56,11 +85,13 @@ std::vector<double> cholesky(const Mat& h, double ridge) {
   for (int64_t i = 0; i < k; ++i) mean_diag += h.at(i, i);
   mean_diag = k ? std::max(mean_diag / static_cast<double>(k), 1e-300) : 1.0;
   for (double r = ridge;; r *= 100) {
+    // h is symmetric, so its row-major storage is also its column-major storage.
     std::vector<double> l = h.data;
     for (int64_t i = 0; i < k; ++i) l[static_cast<size_t>(i * k + i)] += r * mean_diag;
-    if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', static_cast<lapack_int>(k), l.data(),
-                       static_cast<lapack_int>(k)) == 0)
-      return l;
+    const int n = static_cast<int>(k);
+    int info = 0;
+    dpotrf_("L", &n, l.data(), &n, &info, 1);
+    if (info == 0) return l;
     LS_CHECK(r < 1.0);  // h is symmetric by construction; a ridge this large always works
   }
 }
@@ -70,11 +101,11 @@ void solve_spd_right(const Mat& h, Mat* r, double ridge) {
   // X H = R  <=>  H X^T = R^T (H symmetric): solve with R^T as column-major right-hand sides.
   LS_CHECK(h.rows == r->cols);
   if (r->rows == 0 || r->cols == 0) return;
-  std::vector<double> l = cholesky(h, ridge);
-  const auto k = static_cast<lapack_int>(h.rows);
+  std::vector<double> l = cholesky(h, ridge);  // column-major lower factor
+  const int k = static_cast<int>(h.rows), nrhs = static_cast<int>(r->rows);
   // r->data row-major [n, K] is R^T column-major [K, n] with leading dimension K.
-  lapack_int info = LAPACKE_dpotrs(LAPACK_COL_MAJOR, 'U', k, static_cast<lapack_int>(r->rows),
-                                   l.data(), k, r->data.data(), k);
+  int info = 0;
+  dpotrs_("L", &k, &nrhs, l.data(), &k, r->data.data(), &k, &info, 1);
   LS_CHECK(info == 0);
 }
 

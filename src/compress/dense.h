@@ -1,6 +1,7 @@
 // Small dense linear algebra in double precision for the joint compression of LoRA adapters:
-// row-major matrices, GEMM through OpenBLAS (cblas), thin QR and Cholesky solves through
-// LAPACKE. Our own code only orchestrates the calls; the numerics are the reference libraries'.
+// row-major matrices, GEMM through OpenBLAS (cblas), thin QR and Cholesky solves through the
+// LAPACK in libopenblas. Our own code only orchestrates the calls; the numerics are the
+// reference libraries'.
 #pragma once
 
 #include <cstdint>
