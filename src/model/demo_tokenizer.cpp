@@ -122,7 +122,8 @@ Status write_demo_tokenizer(const std::string& dir, int32_t vocab_size) {
       w = std::move(out);
     }
   }
-  // Too little text to learn enough merges: pad with unreachable placeholder tokens.
+  // When the text yields fewer merges than the vocabulary needs, the remaining ids are named
+  // tokens that no text encodes to (the model still has rows for them).
   while (next < vocab_size) {
     vocab["<|unused_" + std::to_string(next) + "|>"] = next;
     ++next;
