@@ -61,11 +61,7 @@ GenerationRequest request_for(const GoldenCase& c) {
   return r;
 }
 
-struct Loaded {
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<LlamaModel> model;
-  BatchGenerator::AdapterMap adapters;
-};
+using Loaded = test::LoadedModel;
 
 Loaded load_on(std::unique_ptr<Backend> backend, const std::string& dir) {
   Loaded m;
@@ -147,34 +143,8 @@ TEST_P(CudaGolden, MixedBatchEqualsEachAlone) {
   ASSERT_TRUE(gpu.model);
   std::vector<GenerationRequest> all;
   for (const auto& c : cases) all.push_back(request_for(c));
-  std::vector<GenerationRequest> reversed(all.rbegin(), all.rend());
   const double tol = GetParam() == "gqa_bf16" ? 5e-4 : 1e-4;
-  double worst = 0;
-  for (int32_t budget : {4096, 7}) {  // one forward per step, and chunked prefill
-    BatchGeneratorOptions opts;
-    opts.max_tokens_per_step = budget;
-    BatchGenerator gen(*gpu.model, gpu.adapters, opts);
-    auto mixed = gen.run(all);
-    auto mixed_rev = gen.run(reversed);
-    ASSERT_TRUE(mixed.ok() && mixed_rev.ok());
-    for (size_t i = 0; i < all.size(); ++i) {
-      auto alone = gen.run({all[i]});
-      ASSERT_TRUE(alone.ok());
-      const auto& a = alone.value()[0];
-      for (const auto* r : {&mixed.value()[i], &mixed_rev.value()[all.size() - 1 - i]}) {
-        EXPECT_EQ(r->tokens, a.tokens) << "request " << i << " budget " << budget;
-        for (size_t s = 0; s < a.logprobs.size() && s < r->logprobs.size(); ++s) {
-          EXPECT_NEAR(r->logprobs[s], a.logprobs[s], tol);
-          worst = std::max<double>(worst, std::fabs(r->logprobs[s] - a.logprobs[s]));
-        }
-        for (size_t v = 0; v < a.prompt_last_logprobs.size(); ++v) {
-          ASSERT_NEAR(r->prompt_last_logprobs[v], a.prompt_last_logprobs[v], tol);
-          worst = std::max<double>(
-              worst, std::fabs(r->prompt_last_logprobs[v] - a.prompt_last_logprobs[v]));
-        }
-      }
-    }
-  }
+  const double worst = test::expect_mixed_equals_alone(gpu, all, tol);
   std::printf("[ golden   ] cuda %s: mixed vs alone max |dlogprob| %.3g (tol %.0e)\n",
               GetParam().c_str(), worst, tol);
 }

@@ -101,28 +101,7 @@ TEST_P(HfGolden, MixedBatchEqualsEachAlone) {
   ASSERT_TRUE(m.model);
   std::vector<GenerationRequest> all;
   for (const auto& c : g.cases) all.push_back(request_for(c));
-  // Reverse order too, so each adapter lands in a different slot and position of the batch.
-  std::vector<GenerationRequest> reversed(all.rbegin(), all.rend());
-  for (int32_t budget : {4096, 7}) {  // one forward per step, and chunked prefill
-    BatchGeneratorOptions opts;
-    opts.max_tokens_per_step = budget;
-    BatchGenerator gen(*m.model, m.adapters, opts);
-    auto mixed = gen.run(all);
-    auto mixed_rev = gen.run(reversed);
-    ASSERT_TRUE(mixed.ok() && mixed_rev.ok());
-    for (size_t i = 0; i < all.size(); ++i) {
-      auto alone = gen.run({all[i]});
-      ASSERT_TRUE(alone.ok());
-      const auto& a = alone.value()[0];
-      for (const auto* r : {&mixed.value()[i], &mixed_rev.value()[all.size() - 1 - i]}) {
-        EXPECT_EQ(r->tokens, a.tokens) << "request " << i << " budget " << budget;
-        for (size_t s = 0; s < a.logprobs.size() && s < r->logprobs.size(); ++s)
-          EXPECT_NEAR(r->logprobs[s], a.logprobs[s], 1e-4);
-        for (size_t v = 0; v < a.prompt_last_logprobs.size(); ++v)
-          ASSERT_NEAR(r->prompt_last_logprobs[v], a.prompt_last_logprobs[v], 1e-4);
-      }
-    }
-  }
+  test::expect_mixed_equals_alone(m, all, 1e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, HfGolden,

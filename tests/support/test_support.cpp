@@ -6,12 +6,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "engine/batch_generator.h"
 #include "model/lora_adapter.h"
 
 namespace ls::test {
@@ -108,6 +111,47 @@ std::string read_file(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+double expect_mixed_equals_alone(const LoadedModel& m,
+                                 const std::vector<GenerationRequest>& requests, double tol) {
+  double worst = 0;
+  auto near = [&](float got, float want, bool fatal_on_miss) {
+    worst = std::max<double>(worst, std::fabs(got - want));
+    if (fatal_on_miss) return std::fabs(got - want) <= tol;
+    EXPECT_NEAR(got, want, tol);
+    return true;
+  };
+  // Reverse order too, so each adapter lands in a different slot and position of the batch.
+  const std::vector<GenerationRequest> reversed(requests.rbegin(), requests.rend());
+  for (int32_t budget : {4096, 7}) {  // one forward per step, and chunked prefill
+    BatchGeneratorOptions opts;
+    opts.max_tokens_per_step = budget;
+    BatchGenerator gen(*m.model, m.adapters, opts);
+    auto mixed = gen.run(requests);
+    auto mixed_rev = gen.run(reversed);
+    EXPECT_TRUE(mixed.ok() && mixed_rev.ok());
+    if (!mixed.ok() || !mixed_rev.ok()) return worst;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      auto alone = gen.run({requests[i]});
+      EXPECT_TRUE(alone.ok());
+      if (!alone.ok()) return worst;
+      const auto& a = alone.value()[0];
+      for (const auto* r : {&mixed.value()[i], &mixed_rev.value()[requests.size() - 1 - i]}) {
+        EXPECT_EQ(r->tokens, a.tokens) << "request " << i << " budget " << budget;
+        for (size_t s = 0; s < a.logprobs.size() && s < r->logprobs.size(); ++s)
+          near(r->logprobs[s], a.logprobs[s], false);
+        for (size_t v = 0; v < a.prompt_last_logprobs.size(); ++v)
+          if (!near(r->prompt_last_logprobs[v], a.prompt_last_logprobs[v], true)) {
+            ADD_FAILURE() << "request " << i << " budget " << budget << " prompt log-prob " << v
+                          << ": " << r->prompt_last_logprobs[v] << " vs "
+                          << a.prompt_last_logprobs[v];
+            return worst;
+          }
+      }
+    }
+  }
+  return worst;
 }
 
 }  // namespace ls::test

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "engine/generation.h"
 #include "model/llama_model.h"
 #include "model/lora_adapter.h"
 
@@ -37,6 +38,12 @@ struct LoadedModel {
 };
 LoadedModel load_model(const std::string& model_dir,
                        const std::map<std::string, std::string>& adapter_dirs);
+
+// Runs `requests` as one mixed batch (in order and reversed, with one forward per step and with
+// chunked prefill) and each alone; expects equal tokens and log-probs within `tol` (gtest
+// failures). Returns the largest log-prob difference seen.
+double expect_mixed_equals_alone(const LoadedModel& m,
+                                 const std::vector<GenerationRequest>& requests, double tol);
 
 void write_file(const std::string& path, const std::string& bytes);
 
