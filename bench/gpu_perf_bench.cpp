@@ -18,6 +18,7 @@
 //   gpu_perf_bench --device cpu --shape tiny --quick     (the harness itself, on the CPU)
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -118,6 +119,7 @@ Json flags_json(const Flags& f) {
           {"quick", f.quick},
           {"seed", f.seed},
           {"gpu_memory_utilization", f.gpu_memory_utilization},
+          {"capacity_utilization", f.capacity_utilization},
           {"margin_gib", f.margin_gib},
           {"warmup", f.warmup},
           {"iters", f.iters},
@@ -183,6 +185,9 @@ Json run_forked(const SectionDef& d, Ctx& ctx, double timeout_s) {
   const pid_t pid = fork();
   if (pid < 0) return {{"status", "error"}, {"error", std::string("fork: ") + strerror(errno)}};
   if (pid == 0) {
+    // No core dump of a process that maps tens of GiB (an abort must not fill the disk).
+    const rlimit no_core{0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
     close(res[0]);
     close(err[0]);
     dup2(err[1], 2);
@@ -324,6 +329,9 @@ int main(int argc, char** argv) {
   app.add_option("--gpu-memory-utilization", f.gpu_memory_utilization,
                  "Engine sections: fraction of device memory for weights + workspace + pool")
       ->check(CLI::Range(0.05, 1.0));
+  app.add_option("--capacity-utilization", f.capacity_utilization,
+                 "Section capacity: the utilization its adapter count is computed at")
+      ->check(CLI::Range(0.05, 1.0));
   app.add_option("--margin-gib", f.margin_gib,
                  "Memory kept free beyond each configuration's computed need");
   auto* warm = app.add_option("--warmup", f.warmup, "Untimed repetitions (quick: 1)");
@@ -406,7 +414,10 @@ int main(int argc, char** argv) {
     } else if (no_fork) {
       r = run_inline(d, ctx);
     } else {
-      r = run_forked(d, ctx, std::min(f.section_timeout_s, left));
+      // The child plans its own waits with the time it really has.
+      Ctx child = ctx;
+      child.f.section_timeout_s = std::min(f.section_timeout_s, left);
+      r = run_forked(d, child, child.f.section_timeout_s);
     }
     if (r["status"] != "ok") all_ran = false;
     if (d.number == 1 && r["status"] == "ok") {  // the children that follow inherit these

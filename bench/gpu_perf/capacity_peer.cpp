@@ -1,5 +1,6 @@
 // Sections "capacity" and "peer" (issue 7 targets 7 and 5), through the Engine.
-// capacity: the page pool `loraserve serve` would get on this device (kv_pool_bytes), minus
+// capacity: the page pool `loraserve serve` would get on this device (kv_pool_bytes at
+// --capacity-utilization, default 0.97: as much of the GPU as is sane), minus
 // the KV of 64 sequences x 1,024 tokens and the engine's reserve, divided by a rank-16
 // adapter's pages; then checked by placing adapters into that real pool (a PageStore of that
 // size on the device) until it is full. Then output tokens/s with 2,000 registered adapters
@@ -94,17 +95,17 @@ Json capacity_fit(Ctx& ctx, Rig& rig, int* fit_qkvo) {
   const ModelConfig& c = rig.c;
   const int seqs = 64, tokens = std::min(1024, c.max_position_embeddings);
   const int64_t pool_bytes =
-      must(kv_pool_bytes(*rig.be, c, ctx.f.gpu_memory_utilization, 2048, seqs, 512ll << 20),
-           "page pool size (--gpu-memory-utilization)");
+      must(kv_pool_bytes(*rig.be, c, ctx.f.capacity_utilization, 2048, seqs, 512ll << 20),
+           "page pool size (--capacity-utilization)");
   const int64_t pb = page_bytes(c);
   const int64_t num_pages = std::min<int64_t>(pool_bytes / pb, 1 << 30);
   const int64_t kv_pages = static_cast<int64_t>(seqs) * tokens;
   const int64_t reserve = std::min<int64_t>(num_pages / 10, seqs);  // the Engine's default
   const int64_t room = num_pages - kv_pages - reserve;
   std::printf(
-      "  page pool at --gpu-memory-utilization %.2f: %s = %lld pages of %.2f MiB; KV of "
+      "  page pool at --capacity-utilization %.2f: %s = %lld pages of %.2f MiB; KV of "
       "%d x %d tokens: %lld pages; engine reserve %lld; left for adapters: %lld pages\n",
-      ctx.f.gpu_memory_utilization, gib(static_cast<double>(pool_bytes)).c_str(),
+      ctx.f.capacity_utilization, gib(static_cast<double>(pool_bytes)).c_str(),
       static_cast<long long>(num_pages), static_cast<double>(pb) / (1 << 20), seqs, tokens,
       static_cast<long long>(kv_pages), static_cast<long long>(reserve),
       static_cast<long long>(room));

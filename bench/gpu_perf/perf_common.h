@@ -32,7 +32,8 @@ struct Flags {
   bool quick = false;
   uint64_t seed = 1;
   double gpu_memory_utilization = 0.92;  // engine sections: page pool as the server sizes it
-  double margin_gib = 2.0;               // kept free beyond each configuration's computed need
+  double capacity_utilization = 0.97;    // the capacity count: as much of the GPU as is sane
+  double margin_gib = 1.5;               // kept free beyond each configuration's computed need
   int warmup = 3;                        // untimed repetitions before each measurement
   int iters = 10;                        // timed repetitions (the median is reported)
   int context = 512;                     // decode context per sequence
