@@ -50,7 +50,10 @@ def build_model(torch, shape, device, seed):
                       pad_token_id=0, hidden_act="silu")
     torch.manual_seed(seed)
     previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)
+    try:
+        torch.set_default_dtype(torch.bfloat16)  # parameters made in bf16 directly
+    except (TypeError, RuntimeError):
+        pass  # an older torch: made in fp32 on the device (27 GB for 7B), then cast
     try:
         with torch.device(device):
             model = LlamaForCausalLM(cfg)
