@@ -1,9 +1,13 @@
 // Engine-section helpers of gpu_perf_bench (see engine_util.h).
 #include "gpu_perf/engine_util.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include "base/rng.h"
@@ -123,6 +127,21 @@ std::vector<std::string> write_adapter_dirs(const ModelConfig& c, const std::str
       throw std::runtime_error("writing " + dirs[static_cast<size_t>(i)] + ": " +
                                errors[static_cast<size_t>(i)]);
   return dirs;
+}
+
+bool evict_from_page_cache(const std::string& dir) {
+  bool ok = true;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const int fd = open(e.path().c_str(), O_RDONLY);
+    if (fd < 0) {
+      ok = false;
+      continue;
+    }
+    ok = fdatasync(fd) == 0 && posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0 && ok;
+    close(fd);
+  }
+  return ok && !ec;
 }
 
 std::vector<int32_t> random_prompt(const ModelConfig& c, int len, uint64_t seed) {

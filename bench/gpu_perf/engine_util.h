@@ -50,6 +50,11 @@ bool wait_until(const std::function<bool()>& done, double timeout_s);
 std::vector<std::string> write_adapter_dirs(const ModelConfig& c, const std::string& base,
                                             int count, int rank, uint64_t seed);
 
+// Flushes every file of `dir` and asks the kernel to drop it from the page cache
+// (posix_fadvise DONTNEED, no root needed), so the next read comes from the disk; false when
+// some file could not be evicted.
+bool evict_from_page_cache(const std::string& dir);
+
 // `len` random token ids in [3, vocab).
 std::vector<int32_t> random_prompt(const ModelConfig& c, int len, uint64_t seed);
 
