@@ -133,7 +133,11 @@ Json flags_json(const Flags& f) {
           {"capacity_adapters", f.capacity_adapters},
           {"capacity_requests", f.capacity_requests},
           {"capacity_disk_dirs", f.capacity_disk_dirs},
-          {"peer", {f.peer_batch, f.peer_prompt, f.peer_new, f.peer_adapters}},
+          {"peer",
+           {{"batch", f.peer_batch},
+            {"prompt", f.peer_prompt},
+            {"new_tokens", f.peer_new},
+            {"adapters", f.peer_adapters}}},
           {"section_timeout_s", f.section_timeout_s}};
 }
 
