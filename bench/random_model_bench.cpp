@@ -28,6 +28,7 @@ struct Flags {
   int32_t max_tokens = 16;
   double gpu_memory_utilization = 0.9;
   uint64_t seed = 1;
+  bool enforce_eager = false;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -38,7 +39,7 @@ int run(const Flags& f) {
   auto config = model_shape_config(f.shape);
   if (!config.ok()) return std::fprintf(stderr, "%s\n", config.status().message().c_str()), 1;
   const ModelConfig& c = config.value();
-  auto made = make_backend(f.device);
+  auto made = make_backend(f.device, f.enforce_eager);
   if (!made.ok()) return std::fprintf(stderr, "%s\n", made.status().message().c_str()), 1;
   std::unique_ptr<Backend> be = std::move(made).value();
   RandomWeightFn fill = host_random_weights(*be);
@@ -114,6 +115,10 @@ int run(const Flags& f) {
       "%lld steps\n",
       f.requests, f.prompt_len, f.max_tokens, run_s, static_cast<long long>(generated),
       static_cast<double>(generated) / run_s, static_cast<long long>(st.steps));
+  const GraphStats gs = model.value()->graph_stats();
+  std::printf("decode graphs: %lld captured, %lld replays, %lld eager fallbacks%s\n",
+              static_cast<long long>(gs.captures), static_cast<long long>(gs.replays),
+              static_cast<long long>(gs.eager), f.enforce_eager ? " (--enforce-eager)" : "");
   std::printf("first request's tokens:");
   for (int32_t t : res.value()[0].tokens) std::printf(" %d", t);
   std::printf("\n%s\n", ok ? "all requests complete, tokens in vocabulary" : "FAILED");
@@ -129,6 +134,7 @@ int main(int argc, char** argv) {
   app.add_option("--shape", f.shape, "llama2-7b, llama3-8b or tiny");
   ls::add_device_flag(&app, &f.device);
   ls::add_gpu_memory_flag(&app, &f.gpu_memory_utilization);
+  ls::add_enforce_eager_flag(&app, &f.enforce_eager);
   app.add_option("--adapters", f.adapters, "Random adapters")->check(CLI::Range(0, 100000));
   app.add_option("--ranks", f.ranks, "Adapter ranks, cycled (e.g. 8,16,64)")
       ->delimiter(',')

@@ -11,7 +11,7 @@ OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
 BUILD=${1:-build/cuda}
 NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-TARGETS="backend_conformance_test cuda_golden_test random_model_bench"
+TARGETS="backend_conformance_test cuda_golden_test cuda_graph_test random_model_bench"
 cmake --preset cuda -B "$BUILD" -DCMAKE_CUDA_COMPILER="$NVCC" -DLORASERVE_BENCH=ON \
   -DLORASERVE_TEXT=OFF >"$OUT/configure.log" 2>&1 || { tail -20 "$OUT/configure.log"; exit 1; }
 start=$(date +%s)
@@ -46,6 +46,7 @@ run_suite() {  # binary log
 }
 run_suite backend_conformance_test conformance.log
 run_suite cuda_golden_test golden.log
+run_suite cuda_graph_test graphs.log
 
 # 2. The CLI: generate on a golden fixture with --device cuda equals --device cpu (greedy).
 fx=tests/fixtures/golden/gqa_bf16
@@ -68,6 +69,22 @@ for shape in llama2-7b llama3-8b; do
   else record "random $shape: 8 adapters, 16 requests" FAIL "see random_$shape.log"; fi
 done
 
+# 3b. Decode graphs against --enforce-eager on the 7B shape: same greedy tokens, both speeds.
+for mode in graphs eager; do
+  extra=""; [ $mode = eager ] && extra="--enforce-eager"
+  "$BUILD/bench/random_model_bench" --shape llama2-7b --device cuda --adapters 32 --ranks 16 \
+    --requests 64 --prompt-len 64 --max-tokens 128 $extra >"$OUT/decode_$mode.log" 2>&1
+done
+tok_g=$(grep -o "first request's tokens:.*" "$OUT/decode_graphs.log")
+tok_e=$(grep -o "first request's tokens:.*" "$OUT/decode_eager.log")
+rate() { grep -o '[0-9.]* tok/s' "$OUT/decode_$1.log"; }
+if grep -q "all requests complete" "$OUT/decode_graphs.log" && [ -n "$tok_g" ] && [ "$tok_g" = "$tok_e" ] &&
+   grep -q "[1-9][0-9]* replays, 0 eager" "$OUT/decode_graphs.log"; then
+  record "7B decode, 64 seqs x 32 adapters: graphs == eager" pass "graphs $(rate graphs), eager $(rate eager)"
+else
+  record "7B decode, 64 seqs x 32 adapters: graphs == eager" FAIL "see decode_*.log"
+fi
+
 # 4. compute-sanitizer memcheck on the conformance suite.
 if command -v compute-sanitizer >/dev/null; then
   compute-sanitizer --tool memcheck --error-exitcode 3 "$BUILD/tests/backend_conformance_test" \
@@ -78,10 +95,19 @@ if command -v compute-sanitizer >/dev/null; then
 else
   record "compute-sanitizer memcheck (conformance suite)" FAIL "compute-sanitizer not found"
 fi
+if command -v compute-sanitizer >/dev/null; then
+  compute-sanitizer --tool memcheck --error-exitcode 3 "$BUILD/tests/cuda_graph_test" \
+    --gtest_color=no --gtest_filter='*mha_f32*:*/0' >"$OUT/memcheck_graphs.log" 2>&1
+  rc=$?
+  if [ $rc = 0 ]; then record "compute-sanitizer memcheck (CUDA graphs, mha_f32)" pass "";
+  else record "compute-sanitizer memcheck (CUDA graphs, mha_f32)" FAIL "rc=$rc, see memcheck_graphs.log"; fi
+fi
 
 echo
 echo "GPU: $gpu"
 grep -h "^\[ golden" "$OUT/golden.log" || true
+grep -h "^\[ graphs" "$OUT/graphs.log" || true
+grep -h "decode graphs:\|tok/s" "$OUT"/decode_*.log || true
 cat "$OUT"/random_*.log 2>/dev/null | grep -E "^(shape|device|page|[0-9]+ requests)" || true
 printf '%-58s %-6s %s\n' "check" "result" "detail"
 printf '%s\n' "${rows[@]}"

@@ -23,6 +23,12 @@ void add_gpu_memory_flag(CLI::App* sub, double* utilization) {
       ->envname("LORASERVE_GPU_MEMORY_UTILIZATION");
 }
 
+void add_enforce_eager_flag(CLI::App* sub, bool* enforce_eager) {
+  sub->add_flag("--enforce-eager", *enforce_eager,
+                "Run every step op by op: no CUDA graphs for decode steps (cuda)")
+      ->envname("LORASERVE_ENFORCE_EAGER");
+}
+
 std::string default_device() {
 #ifdef LORASERVE_HAS_CUDA
   if (cuda_device_available()) return "cuda";
@@ -30,15 +36,18 @@ std::string default_device() {
   return "cpu";
 }
 
-Result<std::unique_ptr<Backend>> make_backend(const std::string& device) {
+Result<std::unique_ptr<Backend>> make_backend(const std::string& device, bool enforce_eager) {
   const std::string d = device.empty() ? default_device() : device;
   if (d == "cpu") return make_cpu_backend();
   if (d != "cuda") return invalid_argument("--device must be cpu or cuda, got '" + d + "'");
 #ifdef LORASERVE_HAS_CUDA
-  auto b = make_cuda_backend();
+  CudaBackendOptions options;
+  options.graphs = !enforce_eager;
+  auto b = make_cuda_backend(options);
   if (!b.ok()) return b.status().with_context("--device cuda");
   return std::move(b).value();
 #else
+  (void)enforce_eager;
   return failed_precondition(
       "--device cuda: this build has no CUDA backend (configure with -DLORASERVE_CUDA=ON on a "
       "machine with nvcc)");
@@ -56,8 +65,11 @@ Result<int64_t> kv_pool_bytes(Backend& backend, const ModelConfig& c, double uti
   const int64_t per_token =
       4ll * c.hidden_size + 3ll * c.q_dim() + 2ll * c.kv_dim() + 3ll * c.intermediate_size + 256;
   const int64_t rows = std::max<int64_t>(1, max_num_seqs);
-  const int64_t workspace =
-      n * per_token * 6 + rows * static_cast<int64_t>(c.vocab_size) * 4 * 6 + (256ll << 20);
+  // Decode graphs keep their own activations and logits for up to 256 sequences.
+  const int64_t graph_rows = std::min<int64_t>(rows, 256);
+  const int64_t workspace = n * per_token * 6 + rows * static_cast<int64_t>(c.vocab_size) * 4 * 6 +
+                            graph_rows * (per_token * 6 + static_cast<int64_t>(c.vocab_size) * 4) +
+                            (256ll << 20);
   LS_ASSIGN_OR_RETURN(int64_t pool,
                       cuda_pool_bytes(backend, utilization, static_cast<size_t>(workspace)));
   // At most 2^24 one-token pages (16M tokens of KV): small models would otherwise get

@@ -17,13 +17,16 @@ namespace ls {
 void add_device_flag(CLI::App* sub, std::string* device);
 // Adds --gpu-memory-utilization (env LORASERVE_GPU_MEMORY_UTILIZATION), a fraction in (0, 1].
 void add_gpu_memory_flag(CLI::App* sub, double* utilization);
+// Adds --enforce-eager (env LORASERVE_ENFORCE_EAGER): no CUDA graphs for decode steps.
+void add_enforce_eager_flag(CLI::App* sub, bool* enforce_eager);
 
 // "cuda" when this build has the CUDA backend and a GPU is visible, else "cpu".
 std::string default_device();
 
 // The backend for `device` ("" = default_device()). "cuda" without a CUDA build or without a
-// GPU is an error that says so.
-Result<std::unique_ptr<Backend>> make_backend(const std::string& device);
+// GPU is an error that says so. enforce_eager turns CUDA graphs off.
+Result<std::unique_ptr<Backend>> make_backend(const std::string& device,
+                                              bool enforce_eager = false);
 
 // Bytes for the page pool (KV + adapters). On CUDA: utilization x device memory, minus what
 // is in use now (call after the weights are loaded) and the step workspace estimated from the

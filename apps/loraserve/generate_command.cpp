@@ -50,6 +50,7 @@ struct GenerateFlags {
   double ttft_slo_ms = 0.0;
   std::string device;  // "" = cuda when a GPU is visible, else cpu
   double gpu_memory_utilization = 0.9;
+  bool enforce_eager = false;
 };
 
 Result<std::vector<GenerationRequest>> read_requests(const std::string& path) {
@@ -130,7 +131,7 @@ int run_generate(const GenerateFlags& f) {
   if (!enc.ok()) return fail(enc.message());
   if (!f.requests.empty() && f.output != "jsonl") return fail("--requests needs --output jsonl");
   if (f.requests.empty() && f.output != "json") return fail("a single request needs --output json");
-  auto made = make_backend(f.device);
+  auto made = make_backend(f.device, f.enforce_eager);
   if (!made.ok()) return fail(made.status().message());
   std::unique_ptr<Backend> backend = std::move(made).value();
   auto model = LlamaModel::load(f.model, *backend);
@@ -220,6 +221,7 @@ Command add_generate_command(CLI::App& app) {
   add_policy_flags(sub, &f->policy, &f->ttft_slo_ms);
   add_device_flag(sub, &f->device);
   add_gpu_memory_flag(sub, &f->gpu_memory_utilization);
+  add_enforce_eager_flag(sub, &f->enforce_eager);
   sub->footer(
       "Examples:\n"
       "  loraserve generate --model M --prompt-ids 1,2,3 --max-tokens 8 --output json\n"

@@ -12,6 +12,7 @@
 #include "base/file_util.h"
 #include "base/logging.h"
 #include "commands.h"
+#include "device_flag.h"
 #include "engine/engine.h"
 #include "server/http_server.h"
 #include "server/openai_service.h"
@@ -43,6 +44,9 @@ struct ServeFlags {
   int32_t max_n = 16;
   PolicyOptions policy;
   double ttft_slo_ms = 0.0;
+  std::string device;  // "" = cuda when a GPU is visible, else cpu
+  double gpu_memory_utilization = 0.9;
+  bool enforce_eager = false;
 };
 
 // Lets a server with thousands of streams open enough sockets.
@@ -96,9 +100,14 @@ int run_serve(const ServeFlags& f) {
   if (f.enable_lora_loading && lora_root.empty())
     return fail("--enable-lora-loading needs --lora-root (adapter paths must lie inside it)");
 
-  auto backend = make_cpu_backend();
+  auto made = make_backend(f.device, f.enforce_eager);
+  if (!made.ok()) return fail(made.status().message());
+  std::unique_ptr<Backend> backend = std::move(made).value();
   auto model = LlamaModel::load(f.model, *backend);
   if (!model.ok()) return fail(model.status().message());
+  auto pool = kv_pool_bytes(*backend, model.value()->config(), f.gpu_memory_utilization,
+                            f.max_tokens_per_step, f.max_num_seqs, f.pool_bytes);
+  if (!pool.ok()) return fail(pool.status().message());
   const ModelConfig& config = model.value()->config();
   if (f.max_model_len > config.max_position_embeddings)
     return fail("--max-model-len " + std::to_string(f.max_model_len) +
@@ -109,7 +118,7 @@ int run_serve(const ServeFlags& f) {
   eo.max_num_seqs = f.max_num_seqs;
   eo.max_tokens_per_step = f.max_tokens_per_step;
   eo.page_size = f.page_size;
-  eo.pool_bytes = f.pool_bytes;
+  eo.pool_bytes = pool.value();
   eo.max_queue = f.max_queue;
   eo.adapters.host_budget_bytes = f.host_adapter_cache_bytes;
   eo.adapters.max_lora_rank = f.max_lora_rank;
@@ -223,7 +232,9 @@ Command add_serve_command(CLI::App& app) {
   opt("--host-adapter-cache-bytes", &f->host_adapter_cache_bytes,
       "Byte budget of adapters kept in host memory", "LORASERVE_HOST_ADAPTER_CACHE_BYTES")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 50));
-  opt("--pool-bytes", &f->pool_bytes, "Bytes of the unified page pool (KV + adapters)",
+  opt("--pool-bytes", &f->pool_bytes,
+      "Bytes of the unified page pool (KV + adapters) on the CPU; on a GPU the pool takes what "
+      "--gpu-memory-utilization leaves after the weights",
       "LORASERVE_POOL_BYTES")
       ->check(CLI::Range(int64_t{1} << 16, int64_t{1} << 50));
   opt("--max-tokens-per-step", &f->max_tokens_per_step, "Token budget of one engine step",
@@ -247,6 +258,9 @@ Command add_serve_command(CLI::App& app) {
   opt("--max-n", &f->max_n, "Largest n (choices per request)", "LORASERVE_MAX_N")
       ->check(CLI::Range(1, 1024));
   add_policy_flags(sub, &f->policy, &f->ttft_slo_ms);
+  add_device_flag(sub, &f->device);
+  add_gpu_memory_flag(sub, &f->gpu_memory_utilization);
+  add_enforce_eager_flag(sub, &f->enforce_eager);
   return {sub, [f]() { return run_serve(*f); }};
 }
 

@@ -66,10 +66,12 @@ class Backend {
   // Rotates q [n, q_heads, head_dim] and k [n, kv_heads, head_dim] in place (HF rotate_half).
   virtual void rope(float* q, float* k, const RopeParams& p, const int32_t* positions,
                     int64_t n) = 0;
-  // Stores k and v [n, kv_width] of each token at slot_mapping[t] of this layer's cache.
+  // Stores k and v [n, kv_width] of each token at slot_mapping[t] of this layer's cache; a
+  // token with slot -1 (padding) is not stored.
   virtual void kv_write(const float* k, const float* v, const int64_t* slot_mapping, int64_t n,
                         const LayerKv& kv) = 0;
-  // Causal attention of each token over its sequence's keys read through the page table.
+  // Causal attention of each token over its sequence's keys read through the page table; a
+  // token whose sequence has no keys (padding) gets 0.
   virtual void attention(const float* q, const AttentionBatch& batch, const LayerKv& kv,
                          float* out) = 0;
   // out[n, inter] = silu(gate) * up
@@ -98,6 +100,18 @@ class Backend {
   // Picks one token per row; see SampleParams. tokens/logprobs are backend memory [rows].
   virtual void sample(const float* logits, int64_t rows, int64_t vocab, const SampleParams* params,
                       int32_t* tokens, float* logprobs) = 0;
+
+  // ---- graphs (optional: CUDA graphs; the CPU backend has none) ----
+  // Between begin_capture() and end_capture() ops are recorded, not run, and end_capture()
+  // returns a graph that replay() runs again with whatever the recorded pointers then hold.
+  // While capturing, alloc() draws on a pool reserved for graphs (a graph keeps using its
+  // blocks on every replay), and upload/download are not allowed. end_capture() returns null
+  // when the capture failed (the ops then must be run without a graph).
+  using Graph = std::shared_ptr<void>;
+  virtual bool supports_graphs() const { return false; }
+  virtual void begin_capture() {}
+  virtual Graph end_capture() { return nullptr; }
+  virtual void replay(const Graph& graph) { (void)graph; }
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

@@ -34,6 +34,14 @@ struct AttentionBatch {
   int32_t head_dim = 0;
   float scale = 1.0f;          // softmax scale, 1/sqrt(head_dim)
   int32_t sliding_window = 0;  // 0: none; else keys in (pos - window, pos]
+  // Optional hints for a tiled (tensor-core) prefill kernel; backends without one ignore them
+  // (attention_tiles.h builds them). Tile i covers tiles[2i+1] (1..16) consecutive tokens from
+  // token tiles[2i], all of one sequence at consecutive positions; rest_tokens lists the tokens
+  // outside every tile. num_tiles == 0: every token is computed on its own.
+  int32_t num_tiles = 0;
+  const int32_t* tiles = nullptr;  // [2 * num_tiles]
+  int64_t num_rest = 0;
+  const int32_t* rest_tokens = nullptr;  // [num_rest]
 };
 
 // The LoRA factors of one module (say layer 3's q_proj) for every adapter slot in the batch,

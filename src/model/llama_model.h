@@ -5,6 +5,7 @@
 #include <array>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,8 +32,20 @@ struct ForwardBatch {
   int32_t num_seqs() const { return static_cast<int32_t>(kv_indptr.size()) - 1; }
 };
 
+struct DeviceBatch;
+class DecodeGraphs;
+
+// How often decode steps ran as replays of captured graphs.
+struct GraphStats {
+  int64_t captures = 0;  // graphs recorded (one per bucket, adapter rank and module set)
+  int64_t replays = 0;   // forwards that ran as a graph replay
+  int64_t eager = 0;     // decode forwards that could not use a graph (too big, capture failed)
+  int32_t graphs = 0;    // graphs held now
+};
+
 class LlamaModel {
  public:
+  ~LlamaModel();
   // Reads config.json and the safetensors weights of `dir` onto `backend`.
   static Result<std::unique_ptr<LlamaModel>> load(const std::string& dir, Backend& backend);
 
@@ -50,7 +63,12 @@ class LlamaModel {
 
   // Runs the batch; returns logits [logit_rows.size(), vocab] in backend memory. K/V of the
   // batch's tokens are written into `store`; adapters are read from their pages there.
+  // Decode-only batches (one token per sequence) of up to `max_batch` sequences run as CUDA
+  // graph replays when the backend supports graphs (padded to a bucket size); 0 turns graphs
+  // off. Default 256.
   Buffer forward(const ForwardBatch& batch, const PageStore& store) const;
+  void set_max_graph_batch(int32_t max_batch);
+  GraphStats graph_stats() const;
 
  private:
   struct Layer {
@@ -62,8 +80,10 @@ class LlamaModel {
     Weight gate_bias, up_bias, down_bias;   // mlp_bias only
   };
 
-  LlamaModel(ModelConfig config, Backend& backend)
-      : config_(std::move(config)), backend_(backend) {}
+  friend class DecodeGraphs;
+  LlamaModel(ModelConfig config, Backend& backend);
+  // The layers over a batch whose tables are already on the device; writes d.logits.
+  void run_device(const DeviceBatch& d, const PageStore& store) const;
 
   ModelConfig config_;
   Backend& backend_;
@@ -72,6 +92,9 @@ class LlamaModel {
   Weight lm_head_;     // [vocab, hidden] (the embedding when tied)
   std::vector<Layer> layers_;
   Buffer inv_freq_;  // [head_dim / 2] fp32
+  mutable std::mutex graph_mu_;
+  mutable std::unique_ptr<DecodeGraphs> graphs_;
+  int32_t max_graph_batch_ = 256;
 };
 
 }  // namespace ls

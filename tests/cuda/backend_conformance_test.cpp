@@ -27,6 +27,7 @@
 #include "base/rng.h"
 #include "model/model_config.h"
 #ifdef LORASERVE_HAS_CUDA
+#include "backend/attention_tiles.h"
 #include "backend/cuda/cuda_backend.h"
 #endif
 
@@ -272,7 +273,9 @@ struct AttnCase {
   int32_t queries_per_seq;       // the last `queries_per_seq` positions of each sequence query
 };
 
-std::vector<float> run_attention(Backend& be, const AttnCase& c, uint64_t seed) {
+// With `tiles`, the batch carries prefill tile hints (the CUDA tensor-core kernel; the CPU
+// ignores them), so the tiled path is checked against the CPU reference too.
+std::vector<float> run_attention(Backend& be, const AttnCase& c, uint64_t seed, bool tiles) {
   Rng rng(seed);
   Dev d{be};
   const int32_t kvw = c.kv_heads * c.head_dim;
@@ -327,6 +330,16 @@ std::vector<float> run_attention(Backend& be, const AttnCase& c, uint64_t seed) 
   b.head_dim = c.head_dim;
   b.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   b.sliding_window = c.window;
+  AttentionTiles hints = build_attention_tiles(token_seq, token_pos);
+  Buffer dtiles, drest;
+  if (tiles && hints.num_tiles() > 0) {
+    dtiles = d.put(hints.tiles);
+    drest = d.put(hints.rest.empty() ? std::vector<int32_t>{0} : hints.rest);
+    b.num_tiles = hints.num_tiles();
+    b.tiles = dtiles.as<int32_t>();
+    b.num_rest = static_cast<int64_t>(hints.rest.size());
+    b.rest_tokens = drest.as<int32_t>();
+  }
   be.attention(dq.as<float>(), b, kv, out.as<float>());
   auto r = d.get<float>(out, q.size());
   auto kcache = d.get<float>(kc, cache);  // kv_write must match too (NaN where unwritten)
@@ -346,11 +359,18 @@ TEST_P(Conformance, PagedAttentionPrefillDecodeGqaWindow) {
       {8, 2, 128, 4, 64, {500, 40, 1000}, 40},
       {6, 2, 256, 1, 0, {129, 3}, 3},
       {4, 2, 16, 2, 7, {64, 9}, 64},
+      // tiles: runs of 8..16+ tokens, a partial last tile, a run shorter than a tile beside
+      // decode tokens, sliding window across tile boundaries, GQA groups of 4
+      {8, 2, 64, 16, 0, {37, 1, 24, 5}, 21},
+      {16, 4, 128, 1, 45, {300, 100}, 77},
+      {4, 4, 32, 3, 0, {9, 8, 1000}, 9},
   };
-  for (size_t i = 0; i < cases.size(); ++i) {
-    auto [ref, got] = both([&](Backend& be) { return run_attention(be, cases[i], 100 + i); });
-    EXPECT_LT(rel_err(got, ref), 1e-5) << "case " << i;
-  }
+  for (size_t i = 0; i < cases.size(); ++i)
+    for (bool tiles : {false, true}) {
+      auto [ref, got] =
+          both([&](Backend& be) { return run_attention(be, cases[i], 100 + i, tiles); });
+      EXPECT_LT(rel_err(got, ref), 1e-5) << "case " << i << (tiles ? " (prefill tiles)" : "");
+    }
 }
 
 // LoRA over scattered chunks: `ranks` per slot (0 = module untouched), tokens in segments.

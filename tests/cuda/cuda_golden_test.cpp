@@ -17,7 +17,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -62,22 +61,7 @@ GenerationRequest request_for(const GoldenCase& c) {
 }
 
 using Loaded = test::LoadedModel;
-
-Loaded load_on(std::unique_ptr<Backend> backend, const std::string& dir) {
-  Loaded m;
-  m.backend = std::move(backend);
-  auto model = LlamaModel::load(dir, *m.backend);
-  EXPECT_TRUE(model.ok()) << model.status().message();
-  if (!model.ok()) return m;
-  m.model = std::move(model).value();
-  for (const auto& e : std::filesystem::directory_iterator(dir + "/adapters")) {
-    const std::string name = e.path().filename().string();
-    auto a = load_lora_adapter(e.path().string(), name, m.model->config());
-    EXPECT_TRUE(a.ok()) << a.status().message();
-    if (a.ok()) m.adapters.emplace(name, std::make_shared<const LoraAdapter>(std::move(a).value()));
-  }
-  return m;
-}
+using test::load_fixture;
 
 class CudaGolden : public ::testing::TestWithParam<std::string> {
  protected:
@@ -93,8 +77,8 @@ TEST_P(CudaGolden, MatchesTransformersAndCpu) {
   const double tol = fixture_tol;
   auto be = make_cuda_backend();
   ASSERT_TRUE(be.ok()) << be.status().message();
-  Loaded gpu = load_on(std::move(be).value(), dir);
-  Loaded cpu = load_on(make_cpu_backend(), dir);
+  Loaded gpu = load_fixture(std::move(be).value(), dir);
+  Loaded cpu = load_fixture(make_cpu_backend(), dir);
   ASSERT_TRUE(gpu.model && cpu.model);
   BatchGenerator gen(*gpu.model, gpu.adapters);
   BatchGenerator cpu_gen(*cpu.model, cpu.adapters);
@@ -139,7 +123,7 @@ TEST_P(CudaGolden, MixedBatchEqualsEachAlone) {
   const auto cases = read_cases(dir, &fixture_tol);
   auto be = make_cuda_backend();
   ASSERT_TRUE(be.ok()) << be.status().message();
-  Loaded gpu = load_on(std::move(be).value(), dir);
+  Loaded gpu = load_fixture(std::move(be).value(), dir);
   ASSERT_TRUE(gpu.model);
   std::vector<GenerationRequest> all;
   for (const auto& c : cases) all.push_back(request_for(c));

@@ -89,6 +89,22 @@ LoadedModel load_model(const std::string& model_dir,
   return m;
 }
 
+LoadedModel load_fixture(std::unique_ptr<Backend> backend, const std::string& dir) {
+  LoadedModel m;
+  m.backend = std::move(backend);
+  auto model = LlamaModel::load(dir, *m.backend);
+  EXPECT_TRUE(model.ok()) << model.status().message();
+  if (!model.ok()) return m;
+  m.model = std::move(model).value();
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/adapters")) {
+    const std::string name = e.path().filename().string();
+    auto a = load_lora_adapter(e.path().string(), name, m.model->config());
+    EXPECT_TRUE(a.ok()) << a.status().message();
+    if (a.ok()) m.adapters.emplace(name, std::make_shared<const LoraAdapter>(std::move(a).value()));
+  }
+  return m;
+}
+
 void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << bytes;
@@ -151,6 +167,54 @@ double expect_mixed_equals_alone(const LoadedModel& m,
       }
     }
   }
+  return worst;
+}
+
+double expect_graphs_match_plain(const LoadedModel& graphs, const LoadedModel& plain, double tol) {
+  std::vector<std::string> names = {""};
+  for (const auto& [name, a] : graphs.adapters) names.push_back(name);
+  const int32_t vocab = graphs.model->config().vocab_size;
+  std::vector<GenerationRequest> requests;
+  for (int32_t i = 0; i < 13; ++i) {
+    GenerationRequest r;
+    for (int32_t j = 0; j < 3 + i % 5; ++j) r.prompt_ids.push_back((7 + 31 * i + 13 * j) % vocab);
+    r.adapter = names[static_cast<size_t>(i) % names.size()];
+    r.max_tokens = 2 + (5 * i) % 13;
+    if (i % 4 == 3) {  // some rows sample (seeded), so graphs meet mixed sampling params
+      r.sampling.temperature = 0.8f;
+      r.sampling.top_p = 0.9f;
+      r.sampling.seed = 1000 + static_cast<uint64_t>(i);
+    }
+    requests.push_back(r);
+  }
+  const GraphStats before = graphs.model->graph_stats();
+  double worst = 0;
+  // Twice on the same model: the second run replays the graphs the first one captured, with
+  // other adapters in the slots.
+  for (int pass = 0; pass < 2; ++pass) {
+    std::vector<GenerationRequest> rs = requests;
+    if (pass == 1) std::rotate(rs.begin(), rs.begin() + 5, rs.end());
+    BatchGenerator g(*graphs.model, graphs.adapters), p(*plain.model, plain.adapters);
+    auto got = g.run(rs);
+    auto want = p.run(rs);
+    EXPECT_TRUE(got.ok() && want.ok());
+    if (!got.ok() || !want.ok()) return worst;
+    for (size_t i = 0; i < rs.size(); ++i) {
+      const auto& a = got.value()[i];
+      const auto& b = want.value()[i];
+      EXPECT_EQ(a.tokens, b.tokens)
+          << "pass " << pass << " request " << i << " adapter '" << rs[i].adapter << "'";
+      for (size_t s = 0; s < a.logprobs.size() && s < b.logprobs.size(); ++s) {
+        worst = std::max<double>(worst, std::fabs(a.logprobs[s] - b.logprobs[s]));
+        EXPECT_NEAR(a.logprobs[s], b.logprobs[s], tol) << "request " << i << " step " << s;
+      }
+    }
+  }
+  const GraphStats after = graphs.model->graph_stats();
+  EXPECT_GT(after.captures, before.captures) << "no graph was captured";
+  EXPECT_GT(after.replays - before.replays, 2 * (after.captures - before.captures))
+      << "graphs were captured but hardly replayed";
+  EXPECT_EQ(after.eager, before.eager) << "decode steps fell back to eager";
   return worst;
 }
 

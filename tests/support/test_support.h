@@ -38,12 +38,22 @@ struct LoadedModel {
 };
 LoadedModel load_model(const std::string& model_dir,
                        const std::map<std::string, std::string>& adapter_dirs);
+// A golden fixture directory (model + adapters/<name>/) on `backend`.
+LoadedModel load_fixture(std::unique_ptr<Backend> backend, const std::string& dir);
 
 // Runs `requests` as one mixed batch (in order and reversed, with one forward per step and with
 // chunked prefill) and each alone; expects equal tokens and log-probs within `tol` (gtest
 // failures). Returns the largest log-prob difference seen.
 double expect_mixed_equals_alone(const LoadedModel& m,
                                  const std::vector<GenerationRequest>& requests, double tol);
+
+// Decode through graphs equals decode without: runs a dozen requests over the base model and
+// every adapter of `graphs` (staggered lengths, so the batch shrinks across graph buckets and
+// its adapter mix changes from step to step, with and without sampling) on `graphs` (whose
+// backend supports graphs) and on `plain` (same weights, no graphs); expects equal tokens,
+// log-probs within `tol`, and that graphs were captured and replayed. Returns the largest
+// log-prob difference.
+double expect_graphs_match_plain(const LoadedModel& graphs, const LoadedModel& plain, double tol);
 
 void write_file(const std::string& path, const std::string& bytes);
 

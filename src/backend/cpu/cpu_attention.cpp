@@ -15,7 +15,7 @@ void CpuBackend::kv_write(const float* k, const float* v, const int64_t* slot_ma
                           const LayerKv& kv) {
   const size_t row = sizeof(float) * static_cast<size_t>(kv.kv_width);
   for (int64_t t = 0; t < n; ++t) {
-    LS_CHECK(slot_mapping[t] >= 0);
+    if (slot_mapping[t] < 0) continue;  // padding row (decode graphs): not stored
     std::memcpy(kv.k + slot_mapping[t] * kv.kv_width, k + t * kv.kv_width, row);
     std::memcpy(kv.v + slot_mapping[t] * kv.kv_width, v + t * kv.kv_width, row);
   }
@@ -37,6 +37,11 @@ void CpuBackend::attention(const float* q, const AttentionBatch& b, const LayerK
       const int32_t pos = b.token_pos[t];
       const int32_t first_page = b.kv_indptr[s];
       const int32_t num_pages = b.kv_indptr[s + 1] - first_page;
+      float* oh = out + (t * b.num_q_heads + h) * hd;
+      if (num_pages == 0) {  // a padding row of a decode graph: no keys
+        std::fill(oh, oh + hd, 0.0f);
+        continue;
+      }
       LS_CHECK(pos < num_pages * kv.page_size);
       const int32_t start = b.sliding_window > 0 ? std::max(0, pos - b.sliding_window + 1) : 0;
       const float* qh = q + (t * b.num_q_heads + h) * hd;
@@ -63,7 +68,6 @@ void CpuBackend::attention(const float* q, const AttentionBatch& b, const LayerK
         const float* vh = kv.v + slot_of(j) * kv.kv_width + head_off;
         for (int32_t i = 0; i < hd; ++i) acc[static_cast<size_t>(i)] += p * vh[i];
       }
-      float* oh = out + (t * b.num_q_heads + h) * hd;
       for (int32_t i = 0; i < hd; ++i)
         oh[i] = static_cast<float>(acc[static_cast<size_t>(i)] / sum);
     }

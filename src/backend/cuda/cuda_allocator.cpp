@@ -10,6 +10,8 @@ namespace ls::cuda {
 
 CudaAllocator::~CudaAllocator() {
   empty_cache();
+  for (auto& [q, s] : private_blocks_)
+    if (!live_.count(q)) cudaFree(q);
   // Blocks still live belong to Buffers that outlive the backend; they are leaked on purpose
   // (freeing them under their owners would be worse).
 }
@@ -23,13 +25,14 @@ size_t CudaAllocator::round_size(size_t bytes) {
 void* CudaAllocator::allocate(size_t bytes) {
   const size_t size = round_size(bytes);
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = free_.lower_bound(size);
+  std::multimap<size_t, void*>& pool = private_ ? private_free_ : free_;
+  auto it = pool.lower_bound(size);
   // Reuse a cached block of this size, or a larger one wasting at most a quarter.
-  if (it != free_.end() && it->first <= size + size / 4) {
+  if (it != pool.end() && it->first <= size + size / 4) {
     void* p = it->second;
     const size_t got = it->first;
-    free_.erase(it);
-    cached_ -= got;
+    pool.erase(it);
+    if (!private_) cached_ -= got;
     live_[p] = got;
     in_use_ += got;
     return p;
@@ -49,6 +52,10 @@ void* CudaAllocator::allocate(size_t bytes) {
   }
   live_[p] = size;
   in_use_ += size;
+  if (private_) {
+    private_blocks_[p] = size;
+    private_bytes_ += size;
+  }
   return p;
 }
 
@@ -57,10 +64,24 @@ void CudaAllocator::release(void* p) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = live_.find(p);
   LS_CHECK_MSG(it != live_.end(), "release of a block this allocator does not own");
-  free_.emplace(it->second, p);
-  cached_ += it->second;
+  if (private_blocks_.count(p)) {
+    private_free_.emplace(it->second, p);
+  } else {
+    free_.emplace(it->second, p);
+    cached_ += it->second;
+  }
   in_use_ -= it->second;
   live_.erase(it);
+}
+
+void CudaAllocator::set_private(bool on) {
+  std::lock_guard<std::mutex> lock(mu_);
+  private_ = on;
+}
+
+size_t CudaAllocator::bytes_private() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return private_bytes_;
 }
 
 void CudaAllocator::empty_cache() {

@@ -6,6 +6,12 @@
 // work always runs after the old work on it. When cudaMalloc fails, the cache is released and
 // the call retried once.
 //
+// Graph capture: while private mode is on (a CUDA graph being captured), blocks come from and
+// go back to a pool private to graphs. A captured graph reads and writes its blocks again on
+// every replay, so they must never be handed to eager work; replays run one at a time on the
+// compute stream, so graphs may share private blocks among themselves (as PyTorch's graph
+// pools do). Private blocks are never returned to the driver.
+//
 // StagingRing: pinned host memory that uploads pass through, so an upload returns as soon as
 // the caller's (pageable) bytes are copied and the DMA runs asynchronously on a stream.
 #pragma once
@@ -35,13 +41,19 @@ class CudaAllocator {
   void empty_cache();
   size_t bytes_in_use() const;
   size_t bytes_cached() const;
+  // Turns the graph-private pool on or off for allocations from now on.
+  void set_private(bool on);
+  size_t bytes_private() const;
 
  private:
   static size_t round_size(size_t bytes);
   mutable std::mutex mu_;
   std::multimap<size_t, void*> free_;  // rounded size -> block
   std::map<void*, size_t> live_;       // block -> rounded size
-  size_t in_use_ = 0, cached_ = 0;
+  std::multimap<size_t, void*> private_free_;
+  std::map<void*, size_t> private_blocks_;  // every block ever made in private mode
+  bool private_ = false;
+  size_t in_use_ = 0, cached_ = 0, private_bytes_ = 0;
 };
 
 class StagingRing {

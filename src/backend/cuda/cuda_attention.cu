@@ -9,7 +9,18 @@
 // keys with an online softmax (running max, running sum, rescaled accumulator; q in registers,
 // lanes across head_dim, one shuffle reduction per key); the 4 warps, then the splits, are
 // merged by rescaling with exp(m_i - m). fp32 throughout, like the KV cache.
-// Not yet: a tensor-core prefill tile kernel (next issue, with the bf16 KV cache).
+//
+// Prefill tiles (AttentionBatch.tiles, built by attention_tiles.h): one warp per (tile of up
+// to 16 consecutive tokens of one sequence, q head) runs a flash-attention loop on the tensor
+// cores. Per block of 16 keys (gathered from their pages into shared memory): S = Q K^T with
+// WMMA m16n16k8 TF32, causal/window mask and online softmax per row (two lanes a row), O
+// rescaled and O += P V with WMMA, O kept in shared memory (WMMA's accumulator layout is
+// opaque, so per-row rescaling happens there). Each product is 3xTF32 (x = hi + lo in TF32;
+// hi*hi + hi*lo + lo*hi), which keeps fp32-level accuracy (~1e-6 relative, matching the
+// fp32 KV cache and the CPU reference) at three tensor-core MMAs per product. Every key a
+// tile reads serves its 16 rows. Tokens outside tiles (decode) take the kernel above.
+#include <mma.h>
+
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_ops.h"
 
@@ -32,11 +43,12 @@ struct AttnArgs {
 
 template <int kPerLane>
 __global__ void __launch_bounds__(kWarps * 32)
-    attention_kernel(const float* q, AttnArgs a, const float* kc, const float* vc, int splits,
-                     float* out, float* part_acc, float* part_ml) {
-  const int64_t row = blockIdx.x;  // token * num_q_heads + head
+    attention_kernel(const float* q, AttnArgs a, const int32_t* tokens, const float* kc,
+                     const float* vc, int splits, float* out, float* part_acc, float* part_ml) {
+  const int64_t row = blockIdx.x;  // (token or tokens[] index) * num_q_heads + head
   const int split = blockIdx.y;
-  const int64_t t = row / a.num_q_heads;
+  const int64_t t = tokens ? tokens[row / a.num_q_heads] : row / a.num_q_heads;
+  const int64_t out_row = t * a.num_q_heads + row % a.num_q_heads;
   const int32_t h = static_cast<int32_t>(row % a.num_q_heads);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int32_t hd = a.head_dim;
@@ -53,7 +65,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int32_t k1 = min(end, k0 + per_split);
 
   float qr[kPerLane], acc[kPerLane];
-  const float* qh = q + row * hd;
+  const float* qh = q + out_row * hd;
 #pragma unroll
   for (int i = 0; i < kPerLane; ++i) {
     const int d = lane + 32 * i;
@@ -108,7 +120,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     float v = 0.0f;
     for (int w = 0; w < kWarps; ++w) v += sm_acc[w][d] * wscale[w];
     if (splits == 1) {
-      out[row * hd + d] = v / L;
+      out[out_row * hd + d] = L > 0.0f ? v / L : 0.0f;  // no keys (a graph's padding row): 0
     } else {
       part_acc[(row * splits + split) * hd + d] = v;
     }
@@ -120,9 +132,12 @@ __global__ void __launch_bounds__(kWarps * 32)
 }
 
 // One block per (token, head): out = sum_s acc_s * exp(m_s - M) / sum_s l_s * exp(m_s - M).
-__global__ void attention_merge_kernel(int splits, int32_t hd, const float* part_acc,
+__global__ void attention_merge_kernel(int splits, int32_t hd, int32_t num_q_heads,
+                                       const int32_t* tokens, const float* part_acc,
                                        const float* part_ml, float* out) {
   const int64_t row = blockIdx.x;
+  const int64_t t = tokens ? tokens[row / num_q_heads] : row / num_q_heads;
+  const int64_t out_row = t * num_q_heads + row % num_q_heads;
   float M = -INFINITY;
   for (int s = 0; s < splits; ++s) M = fmaxf(M, part_ml[(row * splits + s) * 2]);
   float L = 0.0f;
@@ -136,8 +151,152 @@ __global__ void attention_merge_kernel(int splits, int32_t hd, const float* part
       const float ms = part_ml[(row * splits + s) * 2];
       if (ms != -INFINITY) v += part_acc[(row * splits + s) * hd + d] * expf(ms - M);
     }
-    out[row * hd + d] = v / L;
+    out[out_row * hd + d] = L > 0.0f ? v / L : 0.0f;
   }
+}
+
+namespace wmma = nvcuda::wmma;
+constexpr int kTileRows = 16;  // query rows of a tile = keys per step = WMMA M and N
+constexpr int kSmemPad = 8;    // floats of padding per shared row (keeps 32-byte alignment)
+
+template <typename Frag>
+__device__ __forceinline__ void split_tf32(const Frag& x, Frag& hi, Frag& lo) {
+#pragma unroll
+  for (int i = 0; i < x.num_elements; ++i) {
+    const float h = wmma::__float_to_tf32(x.x[i]);
+    hi.x[i] = h;
+    lo.x[i] = wmma::__float_to_tf32(x.x[i] - h);
+  }
+}
+
+// acc += a * b in 3xTF32 (a row-major 16x8 at pa, b 8x16 of layout LB at pb).
+template <typename LB>
+__device__ __forceinline__ void mma_3xtf32(wmma::fragment<wmma::accumulator, 16, 16, 8, float>& acc,
+                                           const float* pa, int lda, const float* pb, int ldb) {
+  wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a, ahi, alo;
+  wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, LB> b, bhi, blo;
+  wmma::load_matrix_sync(a, pa, lda);
+  wmma::load_matrix_sync(b, pb, ldb);
+  split_tf32(a, ahi, alo);
+  split_tf32(b, bhi, blo);
+  wmma::mma_sync(acc, alo, bhi, acc);
+  wmma::mma_sync(acc, ahi, blo, acc);
+  wmma::mma_sync(acc, ahi, bhi, acc);
+}
+
+// grid (num_tiles, num_q_heads), one warp. See the file comment.
+template <int HD>
+__global__ void __launch_bounds__(32)
+    attention_tile_kernel(const float* q, AttnArgs a, const int32_t* tiles, const float* kc,
+                          const float* vc, float* out) {
+  constexpr int LD = HD + kSmemPad, SLD = kTileRows + kSmemPad;
+  __shared__ __align__(32) float qs[kTileRows][LD];
+  __shared__ __align__(32) float ks[kTileRows][LD];
+  __shared__ __align__(32) float vs[kTileRows][LD];
+  __shared__ __align__(32) float os[kTileRows][LD];
+  __shared__ __align__(32) float ss[kTileRows][SLD];
+  __shared__ float row_l[kTileRows];
+  const int lane = threadIdx.x;
+  const int32_t h = blockIdx.y;
+  const int32_t t0 = tiles[2 * blockIdx.x], cnt = tiles[2 * blockIdx.x + 1];
+  const int32_t s = a.token_seq[t0];
+  const int32_t pos0 = a.token_pos[t0];
+  const int32_t first_page = a.kv_indptr[s];
+  const int32_t capacity = (a.kv_indptr[s + 1] - first_page) * a.page_size;
+  const int32_t end = min(pos0 + cnt, capacity);  // keys [begin, end)
+  const int32_t begin = a.sliding_window > 0 ? max(0, pos0 - a.sliding_window + 1) : 0;
+  const int64_t head_off = static_cast<int64_t>(h / a.group) * HD;
+
+  for (int e = lane; e < kTileRows * HD; e += 32) {
+    const int r = e / HD, d = e % HD;
+    qs[r][d] =
+        r < cnt ? q[(static_cast<int64_t>(t0 + r) * a.num_q_heads + h) * HD + d] * a.scale : 0.0f;
+    os[r][d] = 0.0f;
+  }
+  // Lanes 2r and 2r+1 own row r's softmax state and columns [8 * (lane % 2), +8) of S.
+  const int my_row = lane / 2, half = lane % 2;
+  const int32_t my_pos = pos0 + my_row;
+  const int32_t my_begin = a.sliding_window > 0 ? max(0, my_pos - a.sliding_window + 1) : 0;
+  float m = -INFINITY, l = 0.0f;
+  __syncwarp();
+
+  for (int32_t j0 = begin; j0 < end; j0 += kTileRows) {
+    for (int e = lane; e < kTileRows * HD; e += 32) {
+      const int r = e / HD, d = e % HD;
+      const int32_t j = j0 + r;
+      float kx = 0.0f, vx = 0.0f;
+      if (j < end) {
+        const int64_t page = a.kv_indices[first_page + j / a.page_size];
+        const int64_t slot = page * a.page_size + j % a.page_size;
+        kx = kc[slot * a.kv_width + head_off + d];
+        vx = vc[slot * a.kv_width + head_off + d];
+      }
+      ks[r][d] = kx;
+      vs[r][d] = vx;
+    }
+    __syncwarp();
+    wmma::fragment<wmma::accumulator, 16, 16, 8, float> sacc;
+    wmma::fill_fragment(sacc, 0.0f);
+#pragma unroll 4
+    for (int kk = 0; kk < HD; kk += 8)
+      mma_3xtf32<wmma::col_major>(sacc, &qs[0][kk], LD, &ks[0][kk], LD);
+    wmma::store_matrix_sync(&ss[0][0], sacc, SLD, wmma::mem_row_major);
+    __syncwarp();
+    float sv[8];
+    float mx = -INFINITY;
+#pragma unroll
+    for (int c = 0; c < 8; ++c) {
+      const int32_t j = j0 + half * 8 + c;
+      const bool ok = my_row < cnt && j < end && j <= my_pos && j >= my_begin;
+      sv[c] = ok ? ss[my_row][half * 8 + c] : -INFINITY;
+      mx = fmaxf(mx, sv[c]);
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    const float m_new = fmaxf(m, mx);
+    const float corr = m_new == -INFINITY ? 1.0f : expf(m - m_new);
+    float psum = 0.0f;
+#pragma unroll
+    for (int c = 0; c < 8; ++c) {
+      const float p = sv[c] == -INFINITY ? 0.0f : expf(sv[c] - m_new);
+      ss[my_row][half * 8 + c] = p;
+      psum += p;
+    }
+    psum += __shfl_xor_sync(0xffffffffu, psum, 1);
+    l = l * corr + psum;
+    m = m_new;
+    for (int d = half; d < HD; d += 2) os[my_row][d] *= corr;
+    __syncwarp();
+#pragma unroll
+    for (int c0 = 0; c0 < HD; c0 += 16) {
+      wmma::fragment<wmma::accumulator, 16, 16, 8, float> oacc;
+      wmma::load_matrix_sync(oacc, &os[0][c0], LD, wmma::mem_row_major);
+      mma_3xtf32<wmma::row_major>(oacc, &ss[0][0], SLD, &vs[0][c0], LD);
+      mma_3xtf32<wmma::row_major>(oacc, &ss[0][8], SLD, &vs[8][c0], LD);
+      wmma::store_matrix_sync(&os[0][c0], oacc, LD, wmma::mem_row_major);
+    }
+    __syncwarp();
+  }
+  if (half == 0) row_l[my_row] = l;
+  __syncwarp();
+  for (int e = lane; e < cnt * HD; e += 32) {
+    const int r = e / HD, d = e % HD;
+    const float L = row_l[r];
+    out[(static_cast<int64_t>(t0 + r) * a.num_q_heads + h) * HD + d] =
+        L > 0.0f ? os[r][d] / L : 0.0f;
+  }
+}
+
+template <int HD>
+void launch_tiles(const float* q, const AttnArgs& a, const AttentionBatch& b, const LayerKv& kv,
+                  float* out, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(b.num_tiles), static_cast<unsigned>(b.num_q_heads));
+  attention_tile_kernel<HD><<<grid, 32, 0, stream>>>(q, a, b.tiles, kv.k, kv.v, out);
+}
+
+// The tile kernel handles head dims that are multiples of 16 up to 128.
+bool tile_kernel_fits(const AttentionBatch& b) {
+  return b.num_tiles > 0 && b.tiles && b.head_dim % 16 == 0 && b.head_dim <= 128 &&
+         (b.num_rest == 0 || b.rest_tokens);
 }
 
 }  // namespace
@@ -145,21 +304,26 @@ __global__ void attention_merge_kernel(int splits, int32_t hd, const float* part
 int attention_splits(int64_t rows, int sm_count) {
   // Enough blocks for ~4 waves of the chip; no splitting once the rows alone fill it.
   const int64_t target = 4ll * (sm_count > 0 ? sm_count : 132);
-  if (rows >= target) return 1;
+  if (rows <= 0 || rows >= target) return 1;
   int64_t s = (target + rows - 1) / rows;
   return static_cast<int>(s > 32 ? 32 : s);
 }
 
+int64_t attention_token_rows(const AttentionBatch& b) {
+  return (tile_kernel_fits(b) ? b.num_rest : b.num_tokens) * b.num_q_heads;
+}
+
 size_t attention_scratch_floats(const AttentionBatch& b, int splits) {
   if (splits <= 1) return 0;
-  const size_t rows = static_cast<size_t>(b.num_tokens) * static_cast<size_t>(b.num_q_heads);
+  const auto rows = static_cast<size_t>(attention_token_rows(b));
   return rows * static_cast<size_t>(splits) * (static_cast<size_t>(b.head_dim) + 2);
 }
 
 cudaError_t attention(const float* q, const AttentionBatch& b, const LayerKv& kv, float* out,
                       int splits, float* scratch, cudaStream_t stream) {
-  const int64_t rows = b.num_tokens * b.num_q_heads;
-  if (rows == 0) return cudaSuccess;
+  const bool tiled = tile_kernel_fits(b);
+  const int64_t rows = attention_token_rows(b);
+  const int32_t* tokens = tiled ? b.rest_tokens : nullptr;
   if (b.num_kv_heads <= 0 || b.num_q_heads % b.num_kv_heads != 0 || b.head_dim <= 0 ||
       b.head_dim > 256 || splits < 1 || splits > 65535 || (splits > 1 && !scratch))
     return cudaErrorInvalidValue;
@@ -167,25 +331,56 @@ cudaError_t attention(const float* q, const AttentionBatch& b, const LayerKv& kv
              b.kv_indices, b.num_q_heads, b.num_q_heads / b.num_kv_heads,
              b.head_dim,   kv.page_size,  b.sliding_window,
              kv.kv_width,  b.scale};
+  if (tiled) {
+    switch (b.head_dim) {
+      case 16:
+        launch_tiles<16>(q, a, b, kv, out, stream);
+        break;
+      case 32:
+        launch_tiles<32>(q, a, b, kv, out, stream);
+        break;
+      case 48:
+        launch_tiles<48>(q, a, b, kv, out, stream);
+        break;
+      case 64:
+        launch_tiles<64>(q, a, b, kv, out, stream);
+        break;
+      case 80:
+        launch_tiles<80>(q, a, b, kv, out, stream);
+        break;
+      case 96:
+        launch_tiles<96>(q, a, b, kv, out, stream);
+        break;
+      case 112:
+        launch_tiles<112>(q, a, b, kv, out, stream);
+        break;
+      default:
+        launch_tiles<128>(q, a, b, kv, out, stream);
+        break;
+    }
+    cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+  }
+  if (rows == 0) return cudaSuccess;
   float* part_acc = scratch;
   float* part_ml = splits > 1 ? scratch + rows * splits * b.head_dim : nullptr;
   const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(splits));
   if (b.head_dim <= 32)
-    attention_kernel<1>
-        <<<grid, kWarps * 32, 0, stream>>>(q, a, kv.k, kv.v, splits, out, part_acc, part_ml);
+    attention_kernel<1><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kv.k, kv.v, splits, out,
+                                                          part_acc, part_ml);
   else if (b.head_dim <= 64)
-    attention_kernel<2>
-        <<<grid, kWarps * 32, 0, stream>>>(q, a, kv.k, kv.v, splits, out, part_acc, part_ml);
+    attention_kernel<2><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kv.k, kv.v, splits, out,
+                                                          part_acc, part_ml);
   else if (b.head_dim <= 128)
-    attention_kernel<4>
-        <<<grid, kWarps * 32, 0, stream>>>(q, a, kv.k, kv.v, splits, out, part_acc, part_ml);
+    attention_kernel<4><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kv.k, kv.v, splits, out,
+                                                          part_acc, part_ml);
   else
-    attention_kernel<8>
-        <<<grid, kWarps * 32, 0, stream>>>(q, a, kv.k, kv.v, splits, out, part_acc, part_ml);
+    attention_kernel<8><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kv.k, kv.v, splits, out,
+                                                          part_acc, part_ml);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess || splits == 1) return err;
-  attention_merge_kernel<<<static_cast<unsigned>(rows), 128, 0, stream>>>(splits, b.head_dim,
-                                                                          part_acc, part_ml, out);
+  attention_merge_kernel<<<static_cast<unsigned>(rows), 128, 0, stream>>>(
+      splits, b.head_dim, b.num_q_heads, tokens, part_acc, part_ml, out);
   return cudaGetLastError();
 }
 

@@ -12,6 +12,14 @@
 // compute work enqueued so far (an event, so pages freed by the last step are not overwritten
 // under it) and before any compute work enqueued afterwards (a second event), so adapter
 // copies overlap the next steps' compute. download() waits for the compute stream.
+//
+// Graphs: begin_capture() starts stream capture of the compute stream (relaxed mode, so the
+// allocator may cudaMalloc new graph-private blocks while capturing) and switches the allocator
+// to its graph-private pool; end_capture() instantiates the graph. cuBLAS gets a fixed
+// workspace at start so its kernels capture without allocating. Uploads from the op thread
+// are refused while capturing (they would record a copy from a staging block that is reused);
+// uploads from loader threads go on the copy stream as always and are ordered against the
+// graph's replay by the same events.
 #include "backend/cuda/cuda_backend.h"
 
 #include <cublas_v2.h>
@@ -19,6 +27,7 @@
 
 #include <atomic>
 #include <climits>
+#include <cstdio>
 #include <mutex>
 #include <new>
 #include <string>
@@ -82,6 +91,7 @@ class CudaBackend final : public Backend {
     compute_ring_.reset();
     copy_ring_.reset();
     cublasDestroy(cublas_);
+    if (cublas_workspace_) cudaFree(cublas_workspace_);
     cudaEventDestroy(compute_mark_);
     cudaEventDestroy(copy_done_);
     cudaStreamDestroy(compute_);
@@ -132,6 +142,7 @@ class CudaBackend final : public Backend {
     if (bytes == 0) return;
     set_device();
     if (std::this_thread::get_id() == op_thread_.load()) {
+      LS_CHECK_MSG(!capturing_, "upload from the op thread while capturing a graph");
       check_cuda(compute_ring_->upload(dst, host_src, bytes, compute_), "upload");
       return;
     }
@@ -146,6 +157,7 @@ class CudaBackend final : public Backend {
   void download(void* host_dst, const void* src, size_t bytes) override {
     if (bytes == 0) return;
     set_device();
+    LS_CHECK_MSG(!capturing_, "download while capturing a graph");
     check_cuda(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, compute_), "download");
     check_cuda(cudaStreamSynchronize(compute_), "download: synchronize");
   }
@@ -247,7 +259,7 @@ class CudaBackend final : public Backend {
                  float* out) override {
     if (batch.num_tokens == 0) return;
     begin_op();
-    const int splits = cuda::attention_splits(batch.num_tokens * batch.num_q_heads, sm_count_);
+    const int splits = cuda::attention_splits(cuda::attention_token_rows(batch), sm_count_);
     const size_t scratch_floats = cuda::attention_scratch_floats(batch, splits);
     Buffer scratch;
     if (scratch_floats) scratch = alloc(scratch_floats * sizeof(float));
@@ -312,8 +324,49 @@ class CudaBackend final : public Backend {
         "sample: logprobs");
   }
 
+  // ---- graphs ----
+  bool supports_graphs() const override { return graphs_; }
+
+  void begin_capture() override {
+    LS_CHECK_MSG(graphs_ && !capturing_, "begin_capture: graphs off or already capturing");
+    begin_op();
+    allocator_->set_private(true);
+    check_cuda(cudaStreamBeginCapture(compute_, cudaStreamCaptureModeRelaxed), "begin capture");
+    capturing_ = true;
+  }
+
+  Graph end_capture() override {
+    LS_CHECK_MSG(capturing_, "end_capture without begin_capture");
+    set_device();
+    cudaGraph_t graph = nullptr;
+    cudaError_t err = cudaStreamEndCapture(compute_, &graph);
+    capturing_ = false;
+    allocator_->set_private(false);
+    cudaGraphExec_t exec = nullptr;
+    if (err == cudaSuccess) err = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph) cudaGraphDestroy(graph);
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
+      std::fprintf(stderr, "loraserve: CUDA graph capture failed (%s); running without graphs\n",
+                   cudaGetErrorString(err));
+      return nullptr;
+    }
+    const int device = device_;
+    return Graph(exec, [device](void* e) {
+      cudaSetDevice(device);
+      cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(e));
+    });
+  }
+
+  void replay(const Graph& graph) override {
+    LS_CHECK(graph && !capturing_);
+    begin_op();
+    check_cuda(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph.get()), compute_),
+               "cudaGraphLaunch");
+  }
+
  private:
-  explicit CudaBackend(const CudaBackendOptions& o) : device_(o.device) {
+  explicit CudaBackend(const CudaBackendOptions& o) : device_(o.device), graphs_(o.graphs) {
     set_device();
     cudaDeviceProp prop{};
     check_cuda(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
@@ -326,6 +379,11 @@ class CudaBackend final : public Backend {
     check_cublas(cublasSetStream(cublas_, compute_), "cublasSetStream");
     // fp32 GEMMs stay fp32 (no TF32): f32 weights are the accuracy reference path.
     check_cublas(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+    // A fixed workspace (32 MiB, NVIDIA's figure for Hopper), so GEMMs capture into graphs
+    // without cuBLAS allocating.
+    check_cuda(cudaMalloc(&cublas_workspace_, kCublasWorkspace), "cuBLAS workspace");
+    check_cublas(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspace),
+                 "cublasSetWorkspace");
     allocator_ = std::make_shared<cuda::CudaAllocator>();
     compute_ring_ = std::make_unique<cuda::StagingRing>(o.staging_bytes, 4);
     copy_ring_ = std::make_unique<cuda::StagingRing>(o.staging_bytes, 4);
@@ -346,7 +404,11 @@ class CudaBackend final : public Backend {
            (n + 15) / 16 <= 65535;
   }
 
+  static constexpr size_t kCublasWorkspace = 32u << 20;
   int device_ = 0;
+  bool graphs_ = true;
+  bool capturing_ = false;
+  void* cublas_workspace_ = nullptr;
   int sm_count_ = 0;
   cudaStream_t compute_ = nullptr, copy_ = nullptr;
   cudaEvent_t compute_mark_ = nullptr, copy_done_ = nullptr;

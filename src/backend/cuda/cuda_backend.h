@@ -14,6 +14,7 @@ namespace ls {
 struct CudaBackendOptions {
   int device = 0;
   size_t staging_bytes = 64u << 20;  // pinned host memory per upload stream
+  bool graphs = true;                // CUDA graphs for decode steps (supports_graphs())
 };
 
 // True when the CUDA runtime sees at least one device.

@@ -51,6 +51,8 @@ cudaError_t fill_random(void* out, DType to, int64_t count, uint64_t seed, float
 // ---- paged attention (cuda_attention.cu) ----
 // How many parts each (token, head) splits its keys into, from the rows to run and the SMs.
 int attention_splits(int64_t rows, int sm_count);
+// (token, head) rows the per-token kernel runs: all tokens, or those outside prefill tiles.
+int64_t attention_token_rows(const AttentionBatch& b);
 // Scratch floats the split path needs (0 when splits == 1).
 size_t attention_scratch_floats(const AttentionBatch& b, int splits);
 cudaError_t attention(const float* q, const AttentionBatch& b, const LayerKv& kv, float* out,
