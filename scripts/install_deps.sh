@@ -9,6 +9,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev clang-format
   libpcre2-dev libutf8proc-dev libsentencepiece-dev clang libclang-rt-14-dev python3
   libboost-dev prometheus-cpp-dev liblapacke-dev curl
+  python3-matplotlib  # tools/bench_plot.py (benchmark plots)
 )
 # Node.js and npm (the server test runs the official OpenAI Node client); a Node.js that
 # already brings its own npm (e.g. NodeSource's, which conflicts with Debian's npm) is kept.
