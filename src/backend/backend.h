@@ -36,6 +36,13 @@ struct Buffer {
   }
 };
 
+// One host-to-backend copy of a batch (see Backend::upload_scatter).
+struct UploadPiece {
+  void* dst = nullptr;
+  const void* src = nullptr;
+  size_t bytes = 0;
+};
+
 // OpenAI's upper bound for top_logprobs.
 inline constexpr int32_t kMaxTopLogprobs = 20;
 
@@ -49,6 +56,12 @@ class Backend {
   virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void fill_zero(void* dst, size_t bytes) = 0;
+  // Many copies as one batch, ordered as upload() orders one (an adapter's thousands of page
+  // chunks: one wait on the work enqueued so far instead of one per chunk). Default: upload()
+  // each piece.
+  virtual void upload_scatter(const UploadPiece* pieces, size_t count) {
+    for (size_t i = 0; i < count; ++i) upload(pieces[i].dst, pieces[i].src, pieces[i].bytes);
+  }
   // Prepares a weight from host data of any supported dtype; the backend picks its layout.
   virtual Weight make_weight(DType dtype, const void* host_data, int64_t rows, int64_t cols) = 0;
 

@@ -77,14 +77,16 @@ ResidentAdapter place_adapter(const LoraAdapter& a, const ModelConfig& c, PageLi
 void copy_adapter(const LoraAdapter& a, const ModelConfig& c, const ResidentAdapter& dst,
                   Backend& backend) {
   const int64_t cf = dst.chunk_floats;
+  // Every chunk of the adapter in one batch (one ordering wait on the device, not thousands).
+  std::vector<UploadPiece> pieces;
   auto copy_rows = [&](const std::vector<float>& src, int32_t rank, int64_t dim,
                        const std::vector<const float*>& chunks) {
     const int64_t per_row = chunks_per_row(dim, cf);
     for (int32_t j = 0; j < rank; ++j)
       for (int64_t k = 0; k < per_row; ++k) {
         const int64_t len = std::min(cf, dim - k * cf);
-        backend.upload(const_cast<float*>(chunks[static_cast<size_t>(j * per_row + k)]),
-                       src.data() + j * dim + k * cf, sizeof(float) * static_cast<size_t>(len));
+        pieces.push_back({const_cast<float*>(chunks[static_cast<size_t>(j * per_row + k)]),
+                          src.data() + j * dim + k * cf, sizeof(float) * static_cast<size_t>(len)});
       }
   };
   for (int32_t l = 0; l < c.num_layers; ++l)
@@ -96,6 +98,7 @@ void copy_adapter(const LoraAdapter& a, const ModelConfig& c, const ResidentAdap
       copy_rows(m->a, m->rank, lora_in_dim(c, target), rm->a_chunks);
       copy_rows(m->bt, m->rank, lora_out_dim(c, target), rm->bt_chunks);
     }
+  backend.upload_scatter(pieces.data(), pieces.size());
 }
 
 }  // namespace ls

@@ -17,9 +17,10 @@
 // allocator may cudaMalloc new graph-private blocks while capturing) and switches the allocator
 // to its graph-private pool; end_capture() instantiates the graph. cuBLAS gets a fixed
 // workspace at start so its kernels capture without allocating. Uploads from the op thread
-// are refused while capturing (they would record a copy from a staging block that is reused);
-// uploads from loader threads go on the copy stream as always and are ordered against the
-// graph's replay by the same events.
+// are refused while capturing (they would record a copy from a staging block that is reused).
+// Uploads from loader threads wait until the capture ends (a capture holds the copy mutex):
+// their event waits on the compute stream would otherwise join the copy stream into the
+// graph. Captures are short (one forward's launches, no GPU work), so loaders barely notice.
 #include "backend/cuda/cuda_backend.h"
 
 #include <cublas_v2.h>
@@ -150,6 +151,26 @@ class CudaBackend final : public Backend {
     check_cuda(cudaEventRecord(compute_mark_, compute_), "upload: record compute");
     check_cuda(cudaStreamWaitEvent(copy_, compute_mark_, 0), "upload: copy waits");
     check_cuda(copy_ring_->upload(dst, host_src, bytes, copy_), "upload (copy stream)");
+    check_cuda(cudaEventRecord(copy_done_, copy_), "upload: record copy");
+    check_cuda(cudaStreamWaitEvent(compute_, copy_done_, 0), "upload: compute waits");
+  }
+
+  void upload_scatter(const UploadPiece* pieces, size_t count) override {
+    if (count == 0) return;
+    set_device();
+    if (std::this_thread::get_id() == op_thread_.load()) {
+      LS_CHECK_MSG(!capturing_, "upload from the op thread while capturing a graph");
+      for (size_t i = 0; i < count; ++i)
+        check_cuda(compute_ring_->upload(pieces[i].dst, pieces[i].src, pieces[i].bytes, compute_),
+                   "upload");
+      return;
+    }
+    std::lock_guard<std::mutex> lock(copy_mu_);
+    check_cuda(cudaEventRecord(compute_mark_, compute_), "upload: record compute");
+    check_cuda(cudaStreamWaitEvent(copy_, compute_mark_, 0), "upload: copy waits");
+    for (size_t i = 0; i < count; ++i)
+      check_cuda(copy_ring_->upload(pieces[i].dst, pieces[i].src, pieces[i].bytes, copy_),
+                 "upload (copy stream)");
     check_cuda(cudaEventRecord(copy_done_, copy_), "upload: record copy");
     check_cuda(cudaStreamWaitEvent(compute_, copy_done_, 0), "upload: compute waits");
   }
@@ -330,6 +351,7 @@ class CudaBackend final : public Backend {
   void begin_capture() override {
     LS_CHECK_MSG(graphs_ && !capturing_, "begin_capture: graphs off or already capturing");
     begin_op();
+    capture_lock_ = std::unique_lock<std::mutex>(copy_mu_);  // loader uploads wait (see top)
     allocator_->set_private(true);
     check_cuda(cudaStreamBeginCapture(compute_, cudaStreamCaptureModeRelaxed), "begin capture");
     capturing_ = true;
@@ -342,6 +364,7 @@ class CudaBackend final : public Backend {
     cudaError_t err = cudaStreamEndCapture(compute_, &graph);
     capturing_ = false;
     allocator_->set_private(false);
+    capture_lock_.unlock();
     cudaGraphExec_t exec = nullptr;
     if (err == cudaSuccess) err = cudaGraphInstantiate(&exec, graph, 0);
     if (graph) cudaGraphDestroy(graph);
@@ -417,6 +440,7 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda::StagingRing> compute_ring_, copy_ring_;
   std::atomic<std::thread::id> op_thread_{};
   std::mutex copy_mu_;
+  std::unique_lock<std::mutex> capture_lock_;  // copy_mu_, held from begin to end of a capture
 };
 
 bool cuda_device_available() {
