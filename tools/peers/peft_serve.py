@@ -13,7 +13,8 @@ TTFT, TPOT, ITL, E2E, SLO attainment, goodput), so tools/bench_plot.py draws bot
   python3 tools/peers/peft_serve.py --model DIR --adapter-dir ADIR --trace t3.jsonl --out peft.json
   python3 tools/peers/peft_serve.py --trace t3.jsonl --dry-run   # validates; needs no torch
 
-Needs torch, transformers and peft (a GPU machine); --dry-run needs only the standard library.
+Needs torch, transformers >= 4.39 and peft >= 0.10 (mixed-adapter batches; a GPU machine);
+--dry-run needs only the standard library.
 """
 import argparse
 import collections
@@ -156,14 +157,14 @@ class Server:
             r["input_len"] = len(r["prompt"])
 
     def _ensure(self, names):
-        from peft import PeftModel
+        from peft import PeftModelForCausalLM  # also for adapters whose config has no task_type
         for name in names:
             if name in self.loaded:
                 self.loaded.move_to_end(name)
                 continue
             path = os.path.join(self.args.adapter_dir, name)
             if self.peft is None:
-                self.peft = PeftModel.from_pretrained(self.model, path, adapter_name=name).eval()
+                self.peft = PeftModelForCausalLM.from_pretrained(self.model, path, adapter_name=name).eval()
                 self.first = name  # PEFT's active adapter: kept loaded
             else:
                 self.peft.load_adapter(path, adapter_name=name)
