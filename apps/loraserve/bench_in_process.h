@@ -1,5 +1,5 @@
-// `loraserve bench --in-process`: drives the Engine directly with an S-LoRA workload,
-// open loop (requests are submitted at their arrival times whatever the engine's pace).
+// `loraserve bench --in-process`: drives the Engine directly with a request list, open loop
+// (requests are submitted at their arrival times whatever the engine's pace).
 #pragma once
 
 #include <string>
@@ -9,22 +9,26 @@
 
 #include "base/status.h"
 #include "engine/engine.h"
-#include "workload.h"
+#include "metrics.h"
+#include "trace.h"
 
 namespace ls {
 
 struct InProcessBenchConfig {
-  std::string model_dir;
-  std::string adapter_dir;  // where the N random adapters are written (reused when present)
-  bench::WorkloadSpec workload;
+  std::string adapter_dir;  // adapter <name> of the trace is registered from <adapter_dir>/<name>
   EngineOptions engine;
-  double slo_ttft_s = 6.0;
-  std::vector<LoraTarget> targets = {LoraTarget::kQ, LoraTarget::kK, LoraTarget::kV,
-                                     LoraTarget::kO};
 };
 
-// Runs one workload; returns its summary (config, latencies, throughput, cache statistics).
-Result<nlohmann::ordered_json> run_in_process_bench(const InProcessBenchConfig& config,
-                                                    const LlamaModel& model);
+struct InProcessRun {
+  std::vector<bench::RequestTiming> timing;
+  double wall_s = 0.0;
+  nlohmann::ordered_json engine;  // adapter-cache and scheduler statistics
+};
+
+// Replays `requests` (prompts as token ids) against a fresh Engine whose adapters start cold
+// (registered, on disk only).
+Result<InProcessRun> run_in_process_bench(const InProcessBenchConfig& config,
+                                          const LlamaModel& model,
+                                          const std::vector<bench::TraceRequest>& requests);
 
 }  // namespace ls

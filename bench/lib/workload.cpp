@@ -1,57 +1,56 @@
-// Trace generation; see workload.h. Draw order per request: adapter, input length, output
-// length, inter-arrival gap, so a trace depends only on the spec and the seed.
+// Trace generation; see workload.h. The order of draws is S-LoRA's: all adapter draws, then
+// all input lengths, all output lengths, and last all inter-arrival gaps.
 #include "workload.h"
 
+#include <algorithm>
 #include <cmath>
 
-namespace ls::bench {
+#include "numpy_random.h"
 
-std::string adapter_name(int32_t index) {
-  return "lora-" + std::to_string(index);
-}
+namespace ls::bench {
 
 int32_t adapter_rank(const WorkloadSpec& spec, int32_t index) {
   return spec.ranks[static_cast<size_t>(index) % spec.ranks.size()];
 }
 
-double sample_gamma(Rng& rng, double shape, double scale) {
-  if (shape < 1.0) {
-    // Gamma(a) = Gamma(a + 1) * U^(1/a)
-    double u = rng.uniform();
-    if (u < 1e-300) u = 1e-300;
-    return sample_gamma(rng, shape + 1.0, scale) * std::pow(u, 1.0 / shape);
-  }
-  const double d = shape - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
-  for (;;) {
-    double x, v;
-    do {
-      x = rng.normal();
-      v = 1.0 + c * x;
-    } while (v <= 0.0);
-    v = v * v * v;
-    const double u = rng.uniform();
-    if (u < 1.0 - 0.0331 * x * x * x * x) return d * v * scale;
-    if (std::log(u) < 0.5 * x * x + d * (1.0 - v + std::log(v))) return d * v * scale;
-  }
+std::string adapter_name(const WorkloadSpec& spec, int32_t index) {
+  const auto per_rank = static_cast<size_t>(index) / spec.ranks.size();
+  return "lora-r" + std::to_string(adapter_rank(spec, index)) + "-" + std::to_string(per_rank);
+}
+
+std::string check_workload(const WorkloadSpec& s) {
+  if (s.num_adapters < 1) return "the number of adapters must be >= 1";
+  if (s.ranks.empty()) return "the rank list is empty";
+  for (int32_t r : s.ranks)
+    if (r < 1) return "ranks must be >= 1";
+  if (!(s.alpha > 0) || !std::isfinite(s.alpha)) return "alpha must be > 0";
+  if (!(s.rate > 0) || !std::isfinite(s.rate)) return "the rate must be > 0";
+  if (!(s.cv > 0) || !std::isfinite(s.cv)) return "cv must be > 0";
+  if (!(s.duration_s > 0) || !std::isfinite(s.duration_s)) return "the duration must be > 0";
+  if (s.rate * s.duration_s > 1e8) return "rate x duration exceeds 10^8 requests";
+  if (s.input_lo < 1 || s.input_hi <= s.input_lo) return "the input range needs 1 <= lo < hi";
+  if (s.output_lo < 1 || s.output_hi <= s.output_lo) return "the output range needs 1 <= lo < hi";
+  return "";
 }
 
 std::vector<WorkloadRequest> generate_workload(const WorkloadSpec& spec) {
-  Rng rng(spec.seed);
-  const auto total = static_cast<int64_t>(std::llround(spec.rate * spec.duration_s));
-  const double shape = 1.0 / (spec.cv * spec.cv), scale = spec.cv * spec.cv / spec.rate;
-  std::vector<WorkloadRequest> out;
-  double t = 0.0;
-  for (int64_t i = 0; i < total; ++i) {
-    WorkloadRequest r;
-    const double x = std::pow(rng.uniform(), 1.0 / spec.alpha);  // power(alpha) on [0, 1)
-    r.adapter = std::min(spec.num_adapters - 1, static_cast<int32_t>(spec.num_adapters * x));
-    r.input_len =
-        spec.input_lo + static_cast<int32_t>(rng.uniform() * (spec.input_hi - spec.input_lo));
-    r.output_len =
-        spec.output_lo + static_cast<int32_t>(rng.uniform() * (spec.output_hi - spec.output_lo));
-    r.arrival_s = t;
-    t += sample_gamma(rng, shape, scale);
-    out.push_back(r);
+  NumpyLegacyRandom rng(spec.seed);
+  const auto total = static_cast<size_t>(spec.rate * spec.duration_s);  // Python int(): truncation
+  std::vector<WorkloadRequest> out(total);
+  for (auto& r : out) {
+    // (probs * num_adapters).astype(int); X may round to 1.0, which S-LoRA would index past
+    // its adapter list: the last adapter here.
+    const double x = rng.power(spec.alpha);
+    r.adapter = std::min(spec.num_adapters - 1, static_cast<int32_t>(x * spec.num_adapters));
+  }
+  for (auto& r : out) r.input_len = static_cast<int32_t>(rng.randint(spec.input_lo, spec.input_hi));
+  for (auto& r : out)
+    r.output_len = static_cast<int32_t>(rng.randint(spec.output_lo, spec.output_hi));
+  const double shape = 1 / (spec.cv * spec.cv), scale = spec.cv * spec.cv / spec.rate;
+  double tic = 0;
+  for (auto& r : out) {
+    tic += rng.gamma(shape, scale);
+    r.arrival_s = tic;
   }
   return out;
 }
