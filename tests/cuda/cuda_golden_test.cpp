@@ -18,7 +18,6 @@
 
 #include <cmath>
 #include <map>
-#include <nlohmann/json.hpp>
 
 #include "backend/cuda/cuda_backend.h"
 #include "engine/batch_generator.h"
@@ -26,39 +25,6 @@
 
 namespace ls {
 namespace {
-
-struct GoldenCase {
-  std::string adapter;
-  std::vector<int32_t> prompt;
-  std::vector<int32_t> tokens;
-  std::vector<double> logprobs, margins, first_logprobs;
-};
-
-std::vector<GoldenCase> read_cases(const std::string& dir, double* fixture_tolerance) {
-  auto j = nlohmann::json::parse(test::read_file(dir + "/golden.json"));
-  *fixture_tolerance = j["tolerance"].get<double>();
-  std::vector<GoldenCase> out;
-  for (const auto& c : j["cases"]) {
-    GoldenCase gc;
-    gc.adapter = c["adapter"].is_null() ? "" : c["adapter"].get<std::string>();
-    gc.prompt = c["prompt_ids"].get<std::vector<int32_t>>();
-    gc.tokens = c["tokens"].get<std::vector<int32_t>>();
-    gc.logprobs = c["logprobs"].get<std::vector<double>>();
-    gc.margins = c["margins"].get<std::vector<double>>();
-    gc.first_logprobs = c["first_logprobs"].get<std::vector<double>>();
-    out.push_back(gc);
-  }
-  return out;
-}
-
-GenerationRequest request_for(const GoldenCase& c) {
-  GenerationRequest r;
-  r.prompt_ids = c.prompt;
-  r.adapter = c.adapter;
-  r.max_tokens = static_cast<int32_t>(c.tokens.size());
-  r.full_logprobs = true;
-  return r;
-}
 
 using Loaded = test::LoadedModel;
 using test::load_fixture;
@@ -72,9 +38,9 @@ class CudaGolden : public ::testing::TestWithParam<std::string> {
 
 TEST_P(CudaGolden, MatchesTransformersAndCpu) {
   const std::string dir = test::fixture_dir() + "/golden/" + GetParam();
-  double fixture_tol = 0;
-  const auto cases = read_cases(dir, &fixture_tol);
-  const double tol = fixture_tol;
+  const test::Golden golden = test::read_golden(dir);
+  const auto& cases = golden.cases;
+  const double tol = golden.tolerance;
   auto be = make_cuda_backend();
   ASSERT_TRUE(be.ok()) << be.status().message();
   Loaded gpu = load_fixture(std::move(be).value(), dir);
@@ -86,8 +52,8 @@ TEST_P(CudaGolden, MatchesTransformersAndCpu) {
   double worst_hf = 0, worst_cpu = 0;
   for (const auto& c : cases) {
     SCOPED_TRACE("adapter=" + (c.adapter.empty() ? std::string("<base>") : c.adapter));
-    auto res = gen.run({request_for(c)});
-    auto cres = cpu_gen.run({request_for(c)});
+    auto res = gen.run({test::golden_request(c)});
+    auto cres = cpu_gen.run({test::golden_request(c)});
     ASSERT_TRUE(res.ok() && cres.ok());
     const GenerationResult& r = res.value()[0];
     const GenerationResult& cr = cres.value()[0];
@@ -119,14 +85,14 @@ TEST_P(CudaGolden, MatchesTransformersAndCpu) {
 
 TEST_P(CudaGolden, MixedBatchEqualsEachAlone) {
   const std::string dir = test::fixture_dir() + "/golden/" + GetParam();
-  double fixture_tol = 0;
-  const auto cases = read_cases(dir, &fixture_tol);
+  const test::Golden golden = test::read_golden(dir);
+  const auto& cases = golden.cases;
   auto be = make_cuda_backend();
   ASSERT_TRUE(be.ok()) << be.status().message();
   Loaded gpu = load_fixture(std::move(be).value(), dir);
   ASSERT_TRUE(gpu.model);
   std::vector<GenerationRequest> all;
-  for (const auto& c : cases) all.push_back(request_for(c));
+  for (const auto& c : cases) all.push_back(test::golden_request(c));
   const double tol = GetParam() == "gqa_bf16" ? 5e-4 : 1e-4;
   const double worst = test::expect_mixed_equals_alone(gpu, all, tol);
   std::printf("[ golden   ] cuda %s: mixed vs alone max |dlogprob| %.3g (tol %.0e)\n",

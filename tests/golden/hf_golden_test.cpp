@@ -6,7 +6,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 
 #include "engine/batch_generator.h"
 #include "support/test_support.h"
@@ -14,49 +13,15 @@
 namespace ls {
 namespace {
 
-struct GoldenCase {
-  std::string adapter;
-  std::vector<int32_t> prompt;
-  std::vector<int32_t> tokens;
-  std::vector<double> logprobs, margins, first_logprobs;
-};
-
-struct Golden {
-  double tolerance = 0;
-  std::vector<GoldenCase> cases;
-};
-
-Golden read_golden(const std::string& dir) {
-  auto j = nlohmann::json::parse(test::read_file(dir + "/golden.json"));
-  Golden g;
-  g.tolerance = j["tolerance"].get<double>();
-  for (const auto& c : j["cases"]) {
-    GoldenCase gc;
-    gc.adapter = c["adapter"].is_null() ? "" : c["adapter"].get<std::string>();
-    gc.prompt = c["prompt_ids"].get<std::vector<int32_t>>();
-    gc.tokens = c["tokens"].get<std::vector<int32_t>>();
-    gc.logprobs = c["logprobs"].get<std::vector<double>>();
-    gc.margins = c["margins"].get<std::vector<double>>();
-    gc.first_logprobs = c["first_logprobs"].get<std::vector<double>>();
-    g.cases.push_back(gc);
-  }
-  return g;
-}
+using test::Golden;
+using test::GoldenCase;
+using test::read_golden;
 
 std::map<std::string, std::string> adapter_dirs(const std::string& model_dir) {
   std::map<std::string, std::string> out;
   for (const auto& e : std::filesystem::directory_iterator(model_dir + "/adapters"))
     out[e.path().filename().string()] = e.path().string();
   return out;
-}
-
-GenerationRequest request_for(const GoldenCase& c) {
-  GenerationRequest r;
-  r.prompt_ids = c.prompt;
-  r.adapter = c.adapter;
-  r.max_tokens = static_cast<int32_t>(c.tokens.size());
-  r.full_logprobs = true;
-  return r;
 }
 
 class HfGolden : public ::testing::TestWithParam<std::string> {};
@@ -71,7 +36,7 @@ TEST_P(HfGolden, MatchesTransformersAndPeft) {
   double worst_all = 0;
   for (const auto& c : g.cases) {
     SCOPED_TRACE("adapter=" + (c.adapter.empty() ? std::string("<base>") : c.adapter));
-    auto res = gen.run({request_for(c)});
+    auto res = gen.run({test::golden_request(c)});
     ASSERT_TRUE(res.ok()) << res.status().message();
     const GenerationResult& r = res.value()[0];
     ASSERT_EQ(r.prompt_last_logprobs.size(), c.first_logprobs.size());
@@ -100,7 +65,7 @@ TEST_P(HfGolden, MixedBatchEqualsEachAlone) {
   auto m = test::load_model(dir, adapter_dirs(dir));
   ASSERT_TRUE(m.model);
   std::vector<GenerationRequest> all;
-  for (const auto& c : g.cases) all.push_back(request_for(c));
+  for (const auto& c : g.cases) all.push_back(test::golden_request(c));
   test::expect_mixed_equals_alone(m, all, 1e-4);
 }
 

@@ -14,6 +14,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/batch_generator.h"
 #include "model/lora_adapter.h"
 
@@ -87,6 +89,32 @@ LoadedModel load_model(const std::string& model_dir,
     if (a.ok()) m.adapters.emplace(name, std::make_shared<const LoraAdapter>(std::move(a).value()));
   }
   return m;
+}
+
+Golden read_golden(const std::string& dir) {
+  auto j = nlohmann::json::parse(read_file(dir + "/golden.json"));
+  Golden g;
+  g.tolerance = j["tolerance"].get<double>();
+  for (const auto& c : j["cases"]) {
+    GoldenCase gc;
+    gc.adapter = c["adapter"].is_null() ? "" : c["adapter"].get<std::string>();
+    gc.prompt = c["prompt_ids"].get<std::vector<int32_t>>();
+    gc.tokens = c["tokens"].get<std::vector<int32_t>>();
+    gc.logprobs = c["logprobs"].get<std::vector<double>>();
+    gc.margins = c["margins"].get<std::vector<double>>();
+    gc.first_logprobs = c["first_logprobs"].get<std::vector<double>>();
+    g.cases.push_back(gc);
+  }
+  return g;
+}
+
+GenerationRequest golden_request(const GoldenCase& c) {
+  GenerationRequest r;
+  r.prompt_ids = c.prompt;
+  r.adapter = c.adapter;
+  r.max_tokens = static_cast<int32_t>(c.tokens.size());
+  r.full_logprobs = true;
+  return r;
 }
 
 LoadedModel load_fixture(std::unique_ptr<Backend> backend, const std::string& dir) {

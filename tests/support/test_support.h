@@ -38,6 +38,24 @@ struct LoadedModel {
 };
 LoadedModel load_model(const std::string& model_dir,
                        const std::map<std::string, std::string>& adapter_dirs);
+// A golden fixture's golden.json (tools/make_golden.py): the tolerance and, per case, the
+// adapter ("" = base), prompt, reference greedy tokens with their log-probs and top-2 margins,
+// and the full log-prob vector at the last prompt position.
+struct GoldenCase {
+  std::string adapter;
+  std::vector<int32_t> prompt;
+  std::vector<int32_t> tokens;
+  std::vector<double> logprobs, margins, first_logprobs;
+};
+struct Golden {
+  double tolerance = 0;
+  std::vector<GoldenCase> cases;
+};
+Golden read_golden(const std::string& dir);
+// The case as a request: its prompt and adapter, as many tokens as the reference, full
+// log-probs at the last prompt position.
+GenerationRequest golden_request(const GoldenCase& c);
+
 // A golden fixture directory (model + adapters/<name>/) on `backend`.
 LoadedModel load_fixture(std::unique_ptr<Backend> backend, const std::string& dir);
 
