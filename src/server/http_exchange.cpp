@@ -89,21 +89,25 @@ asio::awaitable<bool> HttpExchange::end() {
   co_return !ec;
 }
 
+// A 1-byte MSG_PEEK receive rather than async_wait(wait_read): asio's epoll is edge-triggered,
+// so a wait can complete on a stale edge (the request's own bytes, already read) and find
+// nothing there, or miss an EOF whose edge came before it was armed. The receive is tried at
+// once, and a would-block attempt just waits again. EOF or an error means the client left;
+// pipelined bytes end the watch without counting as gone and stay for the next read.
 void HttpExchange::watch_disconnect(std::function<void()> on_gone) {
   auto watching = std::make_shared<bool>(true);
   watching_ = watching;
-  auto& socket = stream_.socket();
-  socket.async_wait(
-      asio::ip::tcp::socket::wait_read,
-      [this, watching, on_gone = std::move(on_gone), &socket](const boost::system::error_code& ec) {
-        if (!*watching) return;  // the exchange is over (and may be gone)
-        boost::system::error_code avail_ec;
-        const size_t avail = socket.available(avail_ec);
-        if (ec || avail_ec || avail == 0) {  // EOF or reset: the client left
-          gone_ = true;
-          on_gone();
-        }
-      });
+  auto peek = std::make_shared<char>(0);
+  stream_.socket().async_receive(asio::buffer(peek.get(), 1), asio::ip::tcp::socket::message_peek,
+                                 [this, watching, peek, on_gone = std::move(on_gone)](
+                                     const boost::system::error_code& ec, size_t n) {
+                                   if (!*watching)
+                                     return;  // the exchange is over (and may be gone)
+                                   if (ec || n == 0) {
+                                     gone_ = true;
+                                     on_gone();
+                                   }
+                                 });
 }
 
 void HttpExchange::stop_watching() {
