@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "bench_options.h"
+#include "bundle_flags.h"
 #include "commands.h"
 #include "device_flag.h"
 
@@ -253,6 +254,15 @@ Command add_bench_command(CLI::App& app) {
                   "links (0 = all distinct)")
       ->check(CLI::Range(0, 1 << 20));
   // Engine (in process and launched)
+  add_bundle_flags(sub, &o.lora_bundles, &o.bundle_serving);
+  sub->add_option("--synthetic-bundle", o.synthetic_bundle_rank,
+                  "In process: serve every adapter of the trace from a synthetic compressed "
+                  "bundle of this rank K (random bases and S; for throughput, which depends "
+                  "only on the shapes)")
+      ->check(CLI::Range(1, 1024));
+  sub->add_option("--synthetic-bundle-clusters", o.synthetic_bundle_clusters,
+                  "Clusters of --synthetic-bundle")
+      ->check(CLI::Range(1, 1024));
   sub->add_option("--max-num-seqs", o.max_num_seqs, "Running sequences cap")
       ->check(CLI::Range(1, 1 << 16));
   sub->add_option("--max-tokens-per-step", o.max_tokens_per_step, "Token budget of one step")

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace ls {
@@ -34,8 +35,18 @@ nlohmann::ordered_json cache_json(const EngineStats& s) {
 Result<InProcessRun> run_in_process_bench(const InProcessBenchConfig& cfg, const LlamaModel& model,
                                           const std::vector<bench::TraceRequest>& requests) {
   Engine engine(model, cfg.engine);
+  std::set<std::string> given;
+  for (const auto& a : cfg.resident) {
+    LS_RETURN_IF_ERROR(engine.adapters().register_resident(a));
+    given.insert(a->name);
+  }
+  for (const auto& a : cfg.loaded) {
+    LS_RETURN_IF_ERROR(engine.adapters().register_loaded(a));
+    given.insert(a->name);
+  }
   for (const std::string& name : bench::trace_adapters(requests))
-    LS_RETURN_IF_ERROR(engine.adapters().register_source(name, cfg.adapter_dir + "/" + name));
+    if (!given.count(name))
+      LS_RETURN_IF_ERROR(engine.adapters().register_source(name, cfg.adapter_dir + "/" + name));
   InProcessRun run;
   run.timing.resize(requests.size());
   std::mutex mu;

@@ -2,6 +2,7 @@
 // (requests are submitted at their arrival times whatever the engine's pace).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,9 @@ namespace ls {
 
 struct InProcessBenchConfig {
   std::string adapter_dir;  // adapter <name> of the trace is registered from <adapter_dir>/<name>
+  // ... unless it is one of these (compressed bundle adapters, served or materialised).
+  std::vector<std::shared_ptr<const ResidentAdapter>> resident;
+  std::vector<std::shared_ptr<const LoraAdapter>> loaded;
   EngineOptions engine;
 };
 

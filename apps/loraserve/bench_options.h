@@ -29,6 +29,12 @@ struct BenchOptions {
   std::string model;  // empty: the demo model, made on the fly (not for --url)
   std::string adapter_dir, adapters_from;
   int32_t adapter_variants = 0;
+  // Compressed adapters (in process): bundles whose adapters replace the trace's adapters of
+  // the same name, or a synthetic bundle of rank K made for the trace's adapter names.
+  std::vector<std::string> lora_bundles;
+  std::string bundle_serving = "shared";
+  int32_t synthetic_bundle_rank = 0;
+  int32_t synthetic_bundle_clusters = 1;
   bench::PromptFormat prompt_format = bench::PromptFormat::kTokenIds;
   int32_t vocab_size = 0;  // --url without --model: for random prompt ids
   // Outputs

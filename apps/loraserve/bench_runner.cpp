@@ -13,9 +13,17 @@
 #include "bench_adapters.h"
 #include "bench_in_process.h"
 #include "bench_options.h"
+#include "bundle_flags.h"
 #include "commands.h"
+#include "compress/bundle_adapters.h"
+#include "compress/bundle_serving.h"
+#include "compress/synthetic.h"
 #include "device_flag.h"
 #include "model/demo_model.h"
+#include "model/random_model.h"
+#ifdef LORASERVE_HAS_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 #ifdef LORASERVE_HAS_BENCH_HTTP
 #include "bench_http.h"
 #endif
@@ -219,7 +227,13 @@ class Runner {
       model_dir_ = tmp_.path + "/model";
     }
     vocab_ = o_.vocab_size;
-    if (!model_dir_.empty()) {
+    if (model_dir_.rfind("random:", 0) == 0) {  // random weights of a real shape, no files
+      if (o_.mode != BenchMode::kInProcess)
+        return invalid_argument("--model random:SHAPE works with --in-process only");
+      LS_ASSIGN_OR_RETURN(config_, model_shape_config(model_dir_.substr(7)));
+      vocab_ = config_.vocab_size;
+      max_positions_ = config_.max_position_embeddings;
+    } else if (!model_dir_.empty()) {
       LS_ASSIGN_OR_RETURN(config_, ModelConfig::load(model_dir_));
       vocab_ = config_.vocab_size;
       max_positions_ = config_.max_position_embeddings;
@@ -234,7 +248,19 @@ class Runner {
   Status load_model() {
     if (o_.mode != BenchMode::kInProcess) return ok_status();
     LS_ASSIGN_OR_RETURN(backend_, make_backend(o_.device));
-    LS_ASSIGN_OR_RETURN(model_, LlamaModel::load(model_dir_, *backend_));
+    if (model_dir_.rfind("random:", 0) == 0) {
+      RandomWeightFn fill = host_random_weights(*backend_);
+#ifdef LORASERVE_HAS_CUDA
+      if (backend_->name() == "cuda")
+        fill = [this](DType t, int64_t rows, int64_t cols, uint64_t seed, float scale,
+                      float offset) {
+          return cuda_random_weight(*backend_, t, rows, cols, seed, scale, offset);
+        };
+#endif
+      LS_ASSIGN_OR_RETURN(model_, make_random_model(config_, *backend_, DType::kBF16, 1, fill));
+    } else {
+      LS_ASSIGN_OR_RETURN(model_, LlamaModel::load(model_dir_, *backend_));
+    }
     LS_ASSIGN_OR_RETURN(pool_bytes_,
                         kv_pool_bytes(*backend_, config_, o_.gpu_memory_utilization,
                                       o_.max_tokens_per_step, o_.max_num_seqs, o_.pool_bytes));
@@ -282,19 +308,57 @@ class Runner {
     return 0;
   }
 
+  // The run's compressed adapters (in process): --lora-bundle, or a synthetic bundle for all
+  // of the trace's adapter names.
+  Result<LoadedBundles> run_bundles(const std::vector<std::string>& names) {
+    if (o_.mode != BenchMode::kInProcess) return LoadedBundles{};
+    if (o_.synthetic_bundle_rank <= 0)
+      return load_bundles(o_.lora_bundles, o_.bundle_serving, config_, *backend_);
+    const compress::Bundle b = compress::synthetic_bundle(
+        config_, names, o_.synthetic_bundle_rank, o_.synthetic_bundle_clusters,
+        {LoraTarget::kQ, LoraTarget::kK, LoraTarget::kV, LoraTarget::kO}, 7);
+    LoadedBundles out;
+    if (o_.bundle_serving == "materialize") {
+      for (const auto& a : b.adapters)
+        out.materialized.push_back(
+            std::make_shared<const LoraAdapter>(compress::materialize(b, a, "synthetic")));
+      return out;
+    }
+    LS_ASSIGN_OR_RETURN(ServedBundle served, serve_bundle(b, config_, *backend_));
+    out.resident = std::move(served.adapters);
+    out.device_bytes = served.device_bytes;
+    return out;
+  }
+
   Result<Json> execute(const BenchRun& run, std::vector<TraceRequest>& reqs) {
     const std::vector<std::string> names = bench::trace_adapters(reqs);
-    if (o_.mode != BenchMode::kUrl) LS_RETURN_IF_ERROR(make_adapters(names));
+    LS_ASSIGN_OR_RETURN(LoadedBundles bundles, run_bundles(names));
+    std::set<std::string> bundled;
+    for (const auto& a : bundles.resident) bundled.insert(a->name);
+    for (const auto& a : bundles.materialized) bundled.insert(a->name);
+    std::vector<std::string> on_disk;
+    for (const auto& n : names)
+      if (!bundled.count(n)) on_disk.push_back(n);
+    if (o_.mode != BenchMode::kUrl) LS_RETURN_IF_ERROR(make_adapters(on_disk));
     Json j;
     j["label"] = run.label;
     j["workload"] = o_.trace.empty() ? workload_json(run.spec) : Json{{"trace", o_.trace}};
     j["adapters_used"] = names.size();
+    if (!bundled.empty())
+      j["compressed"] = {{"adapters", bundled.size()},
+                         {"serving", o_.bundle_serving},
+                         {"synthetic_rank", o_.synthetic_bundle_rank},
+                         {"synthetic_clusters", o_.synthetic_bundle_clusters},
+                         {"bundles", o_.lora_bundles},
+                         {"device_bytes", bundles.device_bytes}};
     std::vector<bench::RequestTiming> timing;
     double wall = 0;
     if (o_.mode == BenchMode::kInProcess) {
       LS_RETURN_IF_ERROR(tokenize_prompts(&reqs, model_dir_));
       InProcessBenchConfig cfg;
       cfg.adapter_dir = adapter_dir_;
+      cfg.resident = bundles.resident;
+      cfg.loaded = bundles.materialized;
       cfg.engine.max_num_seqs = o_.max_num_seqs;
       cfg.engine.max_tokens_per_step = o_.max_tokens_per_step;
       cfg.engine.pool_bytes = pool_bytes_;

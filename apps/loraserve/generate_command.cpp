@@ -8,8 +8,8 @@
 
 #include "backend/backend.h"
 #include "base/file_util.h"
+#include "bundle_flags.h"
 #include "commands.h"
-#include "compress/bundle_adapters.h"
 #include "device_flag.h"
 #include "engine/batch_generator.h"
 #include "model/llama_model.h"
@@ -30,6 +30,7 @@ struct GenerateFlags {
   std::string model;
   std::vector<std::string> loras;
   std::vector<std::string> lora_bundles;
+  std::string bundle_serving = "shared";
   std::string adapter;
   std::string prompt_ids;
   std::string prompt;
@@ -147,15 +148,12 @@ int run_generate(const GenerateFlags& f) {
     if (!host.ok()) return fail(host.status().message());
     adapters.emplace(name, std::make_shared<const LoraAdapter>(std::move(host).value()));
   }
-  for (const std::string& dir : f.lora_bundles) {
-    auto bundle = load_bundle_adapters(dir, model.value()->config());
-    if (!bundle.ok()) return fail(bundle.status().message());
-    for (LoraAdapter& a : bundle.value()) {
-      if (adapters.count(a.name))
-        return fail("--lora-bundle " + dir + ": adapter name '" + a.name + "' given twice");
-      const std::string name = a.name;
-      adapters.emplace(name, std::make_shared<const LoraAdapter>(std::move(a)));
-    }
+  auto bundles = load_bundles(f.lora_bundles, f.bundle_serving, model.value()->config(), *backend);
+  if (!bundles.ok()) return fail(bundles.status().message());
+  for (auto& a : bundles.value().materialized) {
+    if (adapters.count(a->name))
+      return fail("--lora-bundle: adapter name '" + a->name + "' given twice");
+    adapters.emplace(a->name, a);
   }
   BatchGeneratorOptions opts;
   opts.max_num_seqs = f.max_num_seqs;
@@ -167,6 +165,11 @@ int run_generate(const GenerateFlags& f) {
   if (!pool.ok()) return fail(pool.status().message());
   opts.max_kv_bytes = pool.value();
   BatchGenerator gen(*model.value(), adapters, opts);
+  for (auto& a : bundles.value().resident) {
+    const std::string name = a->name;
+    if (!gen.engine().adapters().register_resident(std::move(a)).ok())
+      return fail("--lora-bundle: adapter name '" + name + "' given twice");
+  }
   auto results = gen.run(requests.value());
   if (!results.ok()) return fail(results.status().message());
   for (size_t i = 0; i < results.value().size(); ++i) {
@@ -190,9 +193,7 @@ Command add_generate_command(CLI::App& app) {
       ->required()
       ->envname("LORASERVE_MODEL");
   sub->add_option("--lora", f->loras, "Adapter NAME=DIR (PEFT directory); repeatable");
-  sub->add_option("--lora-bundle", f->lora_bundles,
-                  "Compressed bundle directory (loraserve compress); registers every adapter of "
-                  "it by name; repeatable");
+  add_bundle_flags(sub, &f->lora_bundles, &f->bundle_serving);
   sub->add_option("--adapter", f->adapter,
                   "Adapter NAME for the single request (default: the base model)");
   sub->add_option("--prompt-ids", f->prompt_ids, "Prompt token ids, e.g. 1,2,3");

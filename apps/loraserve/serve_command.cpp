@@ -11,6 +11,7 @@
 
 #include "base/file_util.h"
 #include "base/logging.h"
+#include "bundle_flags.h"
 #include "commands.h"
 #include "device_flag.h"
 #include "engine/engine.h"
@@ -26,6 +27,8 @@ namespace {
 struct ServeFlags {
   std::string model, tokenizer, chat_template, lora_root, api_key, served_model_name;
   std::vector<std::string> loras;
+  std::vector<std::string> lora_bundles;
+  std::string bundle_serving = "shared";
   std::string host = "127.0.0.1";
   int port = 8000;
   int32_t max_model_len = 0;
@@ -105,6 +108,9 @@ int run_serve(const ServeFlags& f) {
   std::unique_ptr<Backend> backend = std::move(made).value();
   auto model = LlamaModel::load(f.model, *backend);
   if (!model.ok()) return fail(model.status().message());
+  // Bundles before the pool is sized: shared ones take device memory.
+  auto bundles = load_bundles(f.lora_bundles, f.bundle_serving, model.value()->config(), *backend);
+  if (!bundles.ok()) return fail(bundles.status().message());
   auto pool = kv_pool_bytes(*backend, model.value()->config(), f.gpu_memory_utilization,
                             f.max_tokens_per_step, f.max_num_seqs, f.pool_bytes);
   if (!pool.ok()) return fail(pool.status().message());
@@ -148,6 +154,16 @@ int run_serve(const ServeFlags& f) {
     if (!host.ok()) return fail("--lora " + spec + ": " + host.status().message());
     Status st = service.add_adapter(spec.substr(0, eq), spec.substr(eq + 1));
     if (!st.ok()) return fail("--lora " + spec + ": " + st.message());
+  }
+  for (auto& a : bundles.value().resident) {
+    const std::string name = a->name;
+    Status st = service.add_resident_adapter(std::move(a), "bundle:" + name);
+    if (!st.ok()) return fail("--lora-bundle: " + st.message());
+  }
+  for (auto& a : bundles.value().materialized) {
+    const std::string name = a->name;
+    Status st = service.add_loaded_adapter(std::move(a), "bundle:" + name);
+    if (!st.ok()) return fail("--lora-bundle: " + st.message());
   }
 
   server::HttpServerOptions ho;
@@ -204,6 +220,7 @@ Command add_serve_command(CLI::App& app) {
       "Chat template file (Jinja, or JSON with chat_template) instead of the model's",
       "LORASERVE_CHAT_TEMPLATE");
   opt("--lora", &f->loras, "Adapter NAME=DIR served from the start; repeatable", "LORASERVE_LORA");
+  add_bundle_flags(sub, &f->lora_bundles, &f->bundle_serving);
   opt("--lora-root", &f->lora_root,
       "Directory of adapters (one subdirectory each) loaded just in time on first use by name",
       "LORASERVE_LORA_ROOT");

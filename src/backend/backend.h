@@ -94,14 +94,10 @@ class Backend {
   virtual void lora_shrink(const float* x, int64_t n, const LoraModuleBatch& lora, float* v) = 0;
   // y[t] += scale_s * v[t, :rank(s)] * B_s^T; tokens with slot -1 are left alone.
   virtual void lora_expand(const float* v, int64_t n, const LoraModuleBatch& lora, float* y) = 0;
-  // Shared-basis LoRA (Compress then Serve): y[t] += U_g S_t V_g^T x[t] for every token t of a
-  // group g (docs/COMPRESSION.md). Optional: returns false when the backend does not implement
-  // it (this default), and callers then serve the bundle's adapters as ordinary LoRAs.
-  virtual bool compressed_lora(const float* x, int64_t n, const CompressedLoraBatch& batch,
-                               float* y) {
-    (void)x, (void)n, (void)batch, (void)y;
-    return false;
-  }
+  // Shared-basis LoRA (Compress then Serve): y[t] += U_g S_t V_g^T x[t] for every token t whose
+  // slot has a group g (docs/COMPRESSION.md); x V and U are GEMMs over the group's tokens.
+  virtual void compressed_lora(const float* x, int64_t n, const CompressedLoraBatch& batch,
+                               float* y) = 0;
   // out[r] = log_softmax(logits[r]) over `vocab` columns.
   virtual void log_softmax(const float* logits, int64_t rows, int64_t vocab, float* out) = 0;
   // Applies presence/frequency/repetition penalties in place; see PenaltyBatch.

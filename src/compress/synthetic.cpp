@@ -1,6 +1,7 @@
 // Uniform(-sqrt 3, sqrt 3) entries (unit variance; fast, and the distribution does not matter).
 #include "compress/synthetic.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace ls::compress {
@@ -68,6 +69,54 @@ LoraAdapter synthetic_adapter(const ModelConfig& config, const std::string& name
       ad.layers[static_cast<size_t>(l)][static_cast<size_t>(t)] = std::move(m);
     }
   return ad;
+}
+
+Bundle synthetic_bundle(const ModelConfig& config, const std::vector<std::string>& names, int32_t k,
+                        int32_t clusters, const std::vector<LoraTarget>& targets, uint64_t seed) {
+  Bundle b;
+  b.mode = Mode::kFull;
+  b.rank = k;
+  b.shape = BundleShape::of(config);
+  const auto layers = static_cast<size_t>(config.num_layers);
+  clusters = std::max(1, clusters);
+  Rng rng(seed);
+  auto fill = [&](Mat& m, double scale) {
+    for (double& v : m.data) v = rng.normal() * scale;
+  };
+  b.clusters.resize(static_cast<size_t>(clusters));
+  for (auto& cluster : b.clusters) {
+    cluster.resize(layers);
+    for (size_t l = 0; l < layers; ++l)
+      for (LoraTarget t : targets) {
+        const int64_t in = b.shape.in_dim(t), out = b.shape.out_dim(t);
+        Bases bases;
+        bases.mode = Mode::kFull;
+        bases.u = Mat(out, std::min<int64_t>(k, out));
+        bases.v = Mat(in, std::min<int64_t>(k, in));
+        fill(bases.u, 1.0 / std::sqrt(static_cast<double>(out)));
+        fill(bases.v, 1.0 / std::sqrt(static_cast<double>(in)));
+        cluster[l][static_cast<size_t>(t)] = std::move(bases);
+      }
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    BundleAdapter a;
+    a.name = names[i];
+    a.source = "synthetic";
+    a.cluster = static_cast<int32_t>(i % static_cast<size_t>(clusters));
+    a.modules.resize(layers);
+    for (size_t l = 0; l < layers; ++l)
+      for (LoraTarget t : targets) {
+        const Bases& bases = *b.clusters[static_cast<size_t>(a.cluster)][l][static_cast<size_t>(t)];
+        AdapterModule m;
+        m.source_rank = k;
+        m.source_scale = 1.0;
+        m.coeffs.s.resize(static_cast<size_t>(bases.ku() * bases.kv()));
+        for (double& v : m.coeffs.s) v = rng.normal() * 0.1;
+        a.modules[l][static_cast<size_t>(t)] = std::move(m);
+      }
+    b.adapters.push_back(std::move(a));
+  }
+  return b;
 }
 
 }  // namespace ls::compress

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/bundle.h"
 #include "compress/dense.h"
 #include "model/lora_adapter.h"
 
@@ -33,5 +34,12 @@ class SubspaceGenerator {
 LoraAdapter synthetic_adapter(const ModelConfig& config, const std::string& name, int32_t rank,
                               const std::vector<LoraTarget>& targets, int32_t shared_dim,
                               double noise, uint64_t group_seed, uint64_t adapter_seed);
+
+// A JD-Full bundle with the given adapter names and no source adapters: random bases of width
+// K (ku = kv = K) per cluster and module of `targets`, random S per adapter (adapter i in
+// cluster i % clusters). For serving benchmarks, whose cost depends only on the shapes; its
+// adapters are not compressions of anything.
+Bundle synthetic_bundle(const ModelConfig& config, const std::vector<std::string>& names, int32_t k,
+                        int32_t clusters, const std::vector<LoraTarget>& targets, uint64_t seed);
 
 }  // namespace ls::compress

@@ -16,8 +16,9 @@ struct AdapterCache::Entry {
   std::shared_ptr<const LoraAdapter> host;
   bool disk_loading = false;
   std::unique_ptr<ResidentAdapter> device;
-  bool copying = false;  // pages placed, bytes still on their way
-  bool wanted = false;   // someone asked for it on the device
+  std::shared_ptr<const ResidentAdapter> fixed;  // always resident (a compressed adapter)
+  bool copying = false;                          // pages placed, bytes still on their way
+  bool wanted = false;                           // someone asked for it on the device
   int32_t pins = 0;
   uint64_t device_used = 0;  // LRU ticks
   uint64_t host_used = 0;
@@ -93,6 +94,18 @@ Status AdapterCache::register_loaded(std::shared_ptr<const LoraAdapter> adapter)
   return ok_status();
 }
 
+Status AdapterCache::register_resident(std::shared_ptr<const ResidentAdapter> adapter) {
+  LS_CHECK(adapter != nullptr);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (entries_.count(adapter->name))
+    return invalid_argument("adapter '" + adapter->name + "' is already registered");
+  auto e = std::make_unique<Entry>();
+  e->name = adapter->name;
+  e->fixed = std::move(adapter);
+  entries_[e->name] = std::move(e);
+  return ok_status();
+}
+
 Status AdapterCache::unregister(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(name);
@@ -118,7 +131,8 @@ bool AdapterCache::known(const std::string& name) const {
 bool AdapterCache::resident(const std::string& name) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(name);
-  return it != entries_.end() && it->second->device && !it->second->copying;
+  return it != entries_.end() &&
+         (it->second->fixed || (it->second->device && !it->second->copying));
 }
 
 void AdapterCache::request(const std::string& name) {
@@ -126,6 +140,7 @@ void AdapterCache::request(const std::string& name) {
   auto it = entries_.find(name);
   if (it == entries_.end()) return;
   Entry& e = *it->second;
+  if (e.fixed) return;
   if (e.wanted || e.device) {
     e.device_used = ++tick_;
     return;
@@ -155,7 +170,7 @@ void AdapterCache::note_request(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(name);
   if (it == entries_.end()) return;
-  if (it->second->device) {
+  if (it->second->device || it->second->fixed) {
     ++stats_.device_hits;
   } else if (it->second->host) {
     ++stats_.host_hits;
@@ -167,6 +182,10 @@ void AdapterCache::note_request(const std::string& name) {
 const ResidentAdapter* AdapterCache::pin(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   Entry& e = *entries_.at(name);
+  if (e.fixed) {
+    ++e.pins;
+    return e.fixed.get();
+  }
   LS_CHECK(e.device && !e.copying);
   ++e.pins;
   e.device_used = ++tick_;
@@ -295,6 +314,7 @@ AdapterCacheStats AdapterCache::stats() const {
   s.host_bytes = host_bytes_;
   for (const auto& [name, e] : entries_) {
     if (e->host) ++s.in_host;
+    if (e->fixed) ++s.resident;
     if (e->device && !e->copying) {
       ++s.resident;
       s.used_floats += e->device->used_floats;

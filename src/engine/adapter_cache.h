@@ -19,6 +19,7 @@
 #include "engine/request.h"
 #include "memory/page_pool.h"
 #include "memory/page_store.h"
+#include "model/adapter_layout.h"
 #include "model/lora_adapter.h"
 
 namespace ls {
@@ -40,6 +41,9 @@ class AdapterCache final : public AdapterResidency {
   Status register_source(const std::string& name, const std::string& dir);
   // Warm registration of an already loaded adapter (kept in host memory for good).
   Status register_loaded(std::shared_ptr<const LoraAdapter> adapter);
+  // An adapter that needs no pages and is always on the device (a compressed adapter of a
+  // bundle loaded with compress/bundle_serving.h); never evicted.
+  Status register_resident(std::shared_ptr<const ResidentAdapter> adapter);
   // Refused while requests use it or a load is in flight.
   Status unregister(const std::string& name);
   size_t num_registered() const;

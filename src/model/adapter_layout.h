@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "memory/page_pool.h"
 #include "memory/page_store.h"
+#include "model/compressed_adapter.h"
 #include "model/lora_adapter.h"
 
 namespace ls {
@@ -23,7 +24,8 @@ struct ResidentLoraModule {
   std::vector<const float*> bt_chunks;  // [rank * ceil(out_dim / chunk)]
 };
 
-// An adapter resident in pages; dropping it returns its pages to the pool.
+// An adapter resident in pages; dropping it returns its pages to the pool. A compressed
+// adapter (`compressed` set) has no pages and no LoRA modules: its math is the shared-basis op.
 struct ResidentAdapter {
   std::string name;
   int32_t max_rank = 0;
@@ -32,6 +34,7 @@ struct ResidentAdapter {
   int64_t allocated_floats = 0;  // capacity of its pages
   int64_t chunk_floats = 0;      // floats per chunk of the store it lives in
   std::vector<std::array<std::optional<ResidentLoraModule>, kNumLoraTargets>> layers;
+  std::shared_ptr<const CompressedAdapter> compressed;
 };
 
 // Pages an adapter needs in `store` (the busiest layer decides).

@@ -29,6 +29,9 @@ bool DecodeGraphs::eligible(const ForwardBatch& b, int32_t max_batch) {
     const auto u = static_cast<size_t>(t);
     if (b.token_seq[u] != t || b.logit_rows[u] != t) return false;
   }
+  // Compressed adapters run eagerly (their tables are not in the graphs' fixed buffers).
+  for (const ResidentAdapter* a : b.lora_slots)
+    if (a->compressed) return false;
   return b.lora_slots.size() <= static_cast<size_t>(n);
 }
 

@@ -42,6 +42,18 @@ struct DeviceBatch {
   int32_t num_segments = 0;  // runs of tokens sharing a slot (prefill kernels); 0: per token
   const int32_t* seg_start = nullptr;
   const int32_t* seg_slot = nullptr;
+
+  // Compressed adapters (CompressedLoraBatch's fields for every layer and module); 0 groups:
+  // none in this forward.
+  int32_t comp_groups = 0;
+  int32_t comp_k_max = 0;
+  std::vector<int32_t> comp_module_k;        // [layers * targets] largest k; 0 skips the module
+  const float* const* comp_ptrs = nullptr;   // per module: vt [groups], ut [groups], s [slots]
+  const int32_t* comp_dims = nullptr;        // per module: [groups * 3] ku, kv, diag
+  const int32_t* comp_slot_group = nullptr;  // [lora_slots]
+  const int32_t* comp_rows = nullptr;
+  int32_t comp_num_tiles = 0;
+  const int32_t* comp_tiles = nullptr;
 };
 
 // The LoRA tables of a batch on the host, laid out for `slot_capacity` (>= the batch's
@@ -56,6 +68,23 @@ struct LoraHostTables {
   int32_t max_rank() const;
   uint32_t target_mask() const;  // bit t: some layer's module t has rank > 0
 };
+
+// The compressed adapters' tables of a batch on the host: the clusters present (groups, in
+// order of first appearance), per module every group's bases and dims and every slot's S
+// (null where the slot is not compressed or its adapter leaves the module alone), and the
+// compressed tokens sorted by group in tiles.
+struct CompressedHostTables {
+  int32_t num_groups = 0;
+  int32_t k_max = 0;
+  std::vector<const float*> ptrs;   // per module: vt [groups], ut [groups], s [slots]
+  std::vector<int32_t> dims;        // per module: [groups * 3]
+  std::vector<int32_t> module_k;    // [layers * targets]
+  std::vector<int32_t> slot_group;  // [slots]
+  std::vector<int32_t> rows;
+  std::vector<int32_t> tiles;  // [num_tiles * 2] start in rows, length
+};
+CompressedHostTables build_compressed_tables(const ModelConfig& c, const ForwardBatch& b);
+
 LoraHostTables build_lora_tables(const ModelConfig& c, const ForwardBatch& b, int32_t slot_capacity,
                                  int64_t chunk_floats);
 

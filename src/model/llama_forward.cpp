@@ -6,6 +6,8 @@
 //   logits = norm(residual)[logit_rows] W_lm^T
 // The batch's tables (tokens, positions, page tables, and the LoRA tables: pointers, ranks,
 // scales per layer, module and slot) are uploaded once per forward and read by every layer.
+// Compressed adapters (Compress then Serve) add U S V^T x through the shared-basis op, with
+// their own tables (bases per cluster, S per slot, tokens sorted by cluster in tiles).
 // Decode batches go through CUDA graphs where the backend has them (decode_graphs.h): the
 // same layer code (run_device) is captured once per bucket and replayed.
 #include <algorithm>
@@ -60,6 +62,56 @@ LoraHostTables build_lora_tables(const ModelConfig& c, const ForwardBatch& b, in
   return t;
 }
 
+CompressedHostTables build_compressed_tables(const ModelConfig& c, const ForwardBatch& b) {
+  CompressedHostTables t;
+  const size_t ns = b.lora_slots.size();
+  std::vector<const void*> clusters;
+  std::vector<const CompressedAdapter*> comp(ns, nullptr);
+  t.slot_group.assign(ns, -1);
+  for (size_t s = 0; s < ns; ++s) {
+    const CompressedAdapter* a = b.lora_slots[s]->compressed.get();
+    if (a == nullptr) continue;
+    comp[s] = a;
+    auto it = std::find(clusters.begin(), clusters.end(), a->cluster);
+    t.slot_group[s] = static_cast<int32_t>(it - clusters.begin());
+    if (it == clusters.end()) clusters.push_back(a->cluster);
+  }
+  t.num_groups = static_cast<int32_t>(clusters.size());
+  if (t.num_groups == 0) return t;
+  const size_t ng = clusters.size(), modules = static_cast<size_t>(c.num_layers) * kNumLoraTargets;
+  const size_t stride = 2 * ng + ns;
+  t.ptrs.assign(modules * stride, nullptr);
+  t.dims.assign(modules * ng * 3, 0);
+  t.module_k.assign(modules, 0);
+  for (size_t m = 0; m < modules; ++m) {
+    const size_t layer = m / kNumLoraTargets, target = m % kNumLoraTargets;
+    for (size_t s = 0; s < ns; ++s) {
+      if (comp[s] == nullptr) continue;
+      const CompressedModule& cm = comp[s]->layers[layer][target];
+      if (cm.ku == 0) continue;
+      const auto g = static_cast<size_t>(t.slot_group[s]);
+      t.ptrs[m * stride + g] = cm.vt;
+      t.ptrs[m * stride + ng + g] = cm.ut;
+      t.ptrs[m * stride + 2 * ng + s] = cm.s;
+      int32_t* dims = &t.dims[(m * ng + g) * 3];
+      dims[0] = cm.ku;
+      dims[1] = cm.kv;
+      dims[2] = comp[s]->diag ? 1 : 0;
+      t.module_k[m] = std::max({t.module_k[m], cm.ku, cm.kv});
+      t.k_max = std::max(t.k_max, t.module_k[m]);
+    }
+  }
+  std::vector<int32_t> token_group(b.token_lora_slot.size(), -1);
+  for (size_t i = 0; i < token_group.size(); ++i) {
+    const int32_t s = b.token_lora_slot[i];
+    if (s >= 0) token_group[i] = t.slot_group[static_cast<size_t>(s)];
+  }
+  CompressedTiles tiles = build_compressed_tiles(token_group, t.num_groups);
+  t.rows = std::move(tiles.rows);
+  t.tiles = std::move(tiles.tiles);
+  return t;
+}
+
 namespace {
 
 template <typename T>
@@ -92,6 +144,35 @@ std::optional<LoraModuleBatch> lora_module(const ModelConfig& c, const DeviceBat
   lb.seg_start = d.seg_start;
   lb.seg_slot = d.seg_slot;
   return lb;
+}
+
+// The shared-basis op view of module `target` of `layer`; nullopt when no compressed adapter
+// of the forward has it.
+std::optional<CompressedLoraBatch> compressed_module(const ModelConfig& c, const DeviceBatch& d,
+                                                     int32_t layer, LoraTarget target,
+                                                     float* scratch) {
+  if (d.comp_groups == 0) return std::nullopt;
+  const size_t m = static_cast<size_t>(layer) * kNumLoraTargets + static_cast<size_t>(target);
+  if (d.comp_module_k[m] == 0) return std::nullopt;
+  const auto ng = static_cast<size_t>(d.comp_groups);
+  const size_t stride = 2 * ng + static_cast<size_t>(d.lora_slots);
+  CompressedLoraBatch cb;
+  cb.in_dim = lora_in_dim(c, target);
+  cb.out_dim = lora_out_dim(c, target);
+  cb.num_groups = d.comp_groups;
+  cb.num_slots = d.lora_slots;
+  cb.k_max = d.comp_k_max;
+  cb.vt = d.comp_ptrs + m * stride;
+  cb.ut = d.comp_ptrs + m * stride + ng;
+  cb.slot_s = d.comp_ptrs + m * stride + 2 * ng;
+  cb.dims = d.comp_dims + m * ng * 3;
+  cb.slot_group = d.comp_slot_group;
+  cb.token_slot = d.token_slot;
+  cb.rows = d.comp_rows;
+  cb.num_tiles = d.comp_num_tiles;
+  cb.tiles = d.comp_tiles;
+  cb.scratch = scratch;
+  return cb;
 }
 
 }  // namespace
@@ -195,6 +276,26 @@ Buffer LlamaModel::forward(const ForwardBatch& b, const PageStore& kv) const {
     d.seg_start = seg_start_buf.as<int32_t>();
     d.seg_slot = seg_slot_buf.as<int32_t>();
   }
+  Buffer comp_ptr_buf, comp_dim_buf, comp_group_buf, comp_row_buf, comp_tile_buf;
+  if (!b.lora_slots.empty()) {
+    CompressedHostTables ct = build_compressed_tables(c, b);
+    if (ct.num_groups > 0) {
+      comp_ptr_buf = upload_vec(be, ct.ptrs);
+      comp_dim_buf = upload_vec(be, ct.dims);
+      comp_group_buf = upload_vec(be, ct.slot_group);
+      comp_row_buf = upload_vec(be, ct.rows);
+      comp_tile_buf = upload_vec(be, ct.tiles);
+      d.comp_groups = ct.num_groups;
+      d.comp_k_max = ct.k_max;
+      d.comp_module_k = std::move(ct.module_k);
+      d.comp_ptrs = comp_ptr_buf.as<const float*>();
+      d.comp_dims = comp_dim_buf.as<int32_t>();
+      d.comp_slot_group = comp_group_buf.as<int32_t>();
+      d.comp_rows = comp_row_buf.as<int32_t>();
+      d.comp_num_tiles = static_cast<int32_t>(ct.tiles.size() / 2);
+      d.comp_tiles = comp_tile_buf.as<int32_t>();
+    }
+  }
   run_device(d, kv);
   return logits;
 }
@@ -207,7 +308,7 @@ void LlamaModel::run_device(const DeviceBatch& d, const PageStore& kv) const {
   auto f32 = [&](int64_t count) { return be.alloc(static_cast<size_t>(count) * sizeof(float)); };
   Buffer residual = f32(n * H), x = f32(n * std::max(H, Q)), q = f32(n * Q), k = f32(n * KV),
          v = f32(n * KV), attn = f32(n * Q), out = f32(n * H), gate = f32(n * I), up = f32(n * I),
-         lora_v = f32(n * d.v_stride);
+         lora_v = f32(n * d.v_stride), comp_t = f32(n * std::max(1, d.comp_k_max));
 
   auto linear = [&](const float* in, const Weight& w, const Weight& bias, int32_t layer,
                     LoraTarget target, float* y) {
@@ -216,6 +317,8 @@ void LlamaModel::run_device(const DeviceBatch& d, const PageStore& kv) const {
       be.lora_shrink(in, n, *lb, lora_v.as<float>());
       be.lora_expand(lora_v.as<float>(), n, *lb, y);
     }
+    if (auto cb = compressed_module(c, d, layer, target, comp_t.as<float>()))
+      be.compressed_lora(in, n, *cb, y);
   };
 
   AttentionBatch ab;

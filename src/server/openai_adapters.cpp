@@ -16,13 +16,38 @@ namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 
 Status OpenAiService::add_adapter(const std::string& name, const std::string& dir) {
+  LS_RETURN_IF_ERROR(check_new_adapter_name(name));
+  LS_RETURN_IF_ERROR(engine_.adapters().register_source(name, dir));
+  std::lock_guard<std::mutex> lock(mu_);
+  adapter_dirs_[name] = dir;
+  return ok_status();
+}
+
+Status OpenAiService::check_new_adapter_name(const std::string& name) const {
   if (!is_valid_adapter_name(name))
     return invalid_argument("adapter name '" + name + "' is invalid");
   if (name == options_.served_model_name)
     return invalid_argument("adapter name '" + name + "' is the base model's name");
-  LS_RETURN_IF_ERROR(engine_.adapters().register_source(name, dir));
+  return ok_status();
+}
+
+Status OpenAiService::add_resident_adapter(std::shared_ptr<const ResidentAdapter> adapter,
+                                           const std::string& source) {
+  const std::string name = adapter->name;
+  LS_RETURN_IF_ERROR(check_new_adapter_name(name));
+  LS_RETURN_IF_ERROR(engine_.adapters().register_resident(std::move(adapter)));
   std::lock_guard<std::mutex> lock(mu_);
-  adapter_dirs_[name] = dir;
+  adapter_dirs_[name] = source;
+  return ok_status();
+}
+
+Status OpenAiService::add_loaded_adapter(std::shared_ptr<const LoraAdapter> adapter,
+                                         const std::string& source) {
+  const std::string name = adapter->name;
+  LS_RETURN_IF_ERROR(check_new_adapter_name(name));
+  LS_RETURN_IF_ERROR(engine_.adapters().register_loaded(std::move(adapter)));
+  std::lock_guard<std::mutex> lock(mu_);
+  adapter_dirs_[name] = source;
   return ok_status();
 }
 

@@ -53,9 +53,16 @@ class OpenAiService {
   int64_t in_flight() const { return in_flight_.load(); }
   // Registers an adapter at start (--lora NAME=DIR); the names of --lora-root are found lazily.
   Status add_adapter(const std::string& name, const std::string& dir);
+  // An always-resident adapter (a compressed adapter of a served bundle); `source` is what
+  // /v1/models shows as its root.
+  Status add_resident_adapter(std::shared_ptr<const ResidentAdapter> adapter,
+                              const std::string& source);
+  // An adapter already in host memory (a bundle adapter materialised as LoRA factors).
+  Status add_loaded_adapter(std::shared_ptr<const LoraAdapter> adapter, const std::string& source);
   ServerMetrics& metrics() { return *metrics_; }
 
  private:
+  Status check_new_adapter_name(const std::string& name) const;
   struct Choice;
   boost::asio::awaitable<void> generate(HttpExchange& ex, bool chat);
   boost::asio::awaitable<void> list_models(HttpExchange& ex);

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -482,6 +483,99 @@ TEST_P(Conformance, LoraMixedAdaptersRanks8To128EmptySegmentsAndNoAdapter) {
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     auto [ref, got] = both([&](Backend& be) { return run_lora(be, cases[i], 7 + i); });
+    EXPECT_LT(rel_err(got, ref), 1e-5) << "case " << i;
+  }
+}
+
+// The shared-basis op on `be`: groups of different K (full, diagonal, ku != kv), slots of
+// each group plus an ordinary slot and a slot whose S is null (adapter without the module),
+// tokens of all of them and of the base model interleaved; returns y after the op.
+struct CompressedCase {
+  int64_t in, out, n;
+  std::vector<std::array<int32_t, 3>> groups;  // ku, kv, diag
+  std::vector<int32_t> slot_group;             // -1: ordinary
+  std::vector<bool> slot_null;                 // S null
+};
+std::vector<float> run_compressed(Backend& be, const CompressedCase& c, uint64_t seed) {
+  Rng rng(seed);
+  Dev d{be};
+  std::vector<Buffer> keep;
+  std::vector<const float*> vt, ut, slot_s;
+  std::vector<int32_t> dims;
+  int32_t k_max = 0;
+  for (const auto& g : c.groups) {
+    keep.push_back(d.put(random_vec(rng, static_cast<size_t>(g[1] * c.in), 0.1)));
+    vt.push_back(keep.back().as<const float>());
+    keep.push_back(d.put(random_vec(rng, static_cast<size_t>(g[0] * c.out), 0.1)));
+    ut.push_back(keep.back().as<const float>());
+    dims.insert(dims.end(), g.begin(), g.end());
+    k_max = std::max({k_max, g[0], g[1]});
+  }
+  for (size_t s = 0; s < c.slot_group.size(); ++s) {
+    const int32_t g = c.slot_group[s];
+    if (g < 0 || c.slot_null[s]) {
+      slot_s.push_back(nullptr);
+      continue;
+    }
+    const auto& gd = c.groups[static_cast<size_t>(g)];
+    keep.push_back(d.put(random_vec(rng, static_cast<size_t>(gd[2] ? gd[0] : gd[0] * gd[1]))));
+    slot_s.push_back(keep.back().as<const float>());
+  }
+  std::vector<int32_t> token_slot, token_group;
+  for (int64_t t = 0; t < c.n; ++t) {
+    const auto s = static_cast<int32_t>(rng.uniform() * (c.slot_group.size() + 1)) - 1;
+    token_slot.push_back(s);
+    token_group.push_back(s < 0 ? -1 : c.slot_group[static_cast<size_t>(s)]);
+  }
+  const CompressedTiles tiles =
+      build_compressed_tiles(token_group, static_cast<int32_t>(c.groups.size()));
+  Buffer x = d.put(random_vec(rng, static_cast<size_t>(c.n * c.in)));
+  Buffer y = d.put(random_vec(rng, static_cast<size_t>(c.n * c.out)));
+  Buffer b_vt = d.put(vt), b_ut = d.put(ut), b_dims = d.put(dims), b_s = d.put(slot_s),
+         b_sg = d.put(c.slot_group), b_ts = d.put(token_slot), b_rows = d.put(tiles.rows),
+         b_tiles = d.put(tiles.tiles);
+  Buffer scratch = d.put(std::vector<float>(static_cast<size_t>(c.n * k_max), kNaN));
+  CompressedLoraBatch b;
+  b.in_dim = c.in;
+  b.out_dim = c.out;
+  b.num_groups = static_cast<int32_t>(c.groups.size());
+  b.num_slots = static_cast<int32_t>(c.slot_group.size());
+  b.k_max = k_max;
+  b.vt = b_vt.as<const float* const>();
+  b.ut = b_ut.as<const float* const>();
+  b.dims = b_dims.as<int32_t>();
+  b.slot_s = b_s.as<const float* const>();
+  b.slot_group = b_sg.as<int32_t>();
+  b.token_slot = b_ts.as<int32_t>();
+  b.rows = b_rows.as<int32_t>();
+  b.num_tiles = tiles.num_tiles();
+  b.tiles = b_tiles.as<int32_t>();
+  b.scratch = scratch.as<float>();
+  be.compressed_lora(x.as<float>(), c.n, b, y.as<float>());
+  return d.get<float>(y, static_cast<size_t>(c.n * c.out));
+}
+
+TEST_P(Conformance, CompressedLoraGroupsDiagFullNullSAndOrdinarySlots) {
+  const std::vector<CompressedCase> cases = {
+      // decode-sized: a few tokens, every kind of slot
+      {4096,
+       4096,
+       13,
+       {{16, 16, 0}, {32, 32, 1}, {20, 8, 0}},
+       {0, 1, -1, 2, 0, 2},
+       {false, false, false, true, false, false}},
+      // prefill-sized: partial tiles, widths not multiples of 32, one large K
+      {1000,
+       1500,
+       300,
+       {{64, 64, 0}, {128, 128, 1}},
+       {0, 0, 1, -1, 1},
+       {false, false, false, false, true}},
+      // GQA-shaped k/v projection
+      {4096, 1024, 70, {{32, 32, 0}}, {0, 0, 0, -1}, {false, false, false, false}},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    auto [ref, got] = both([&](Backend& be) { return run_compressed(be, cases[i], 11 + i); });
     EXPECT_LT(rel_err(got, ref), 1e-5) << "case " << i;
   }
 }

@@ -31,7 +31,7 @@ class CpuBackend final : public Backend {
   void silu_mul(const float* gate, const float* up, int64_t n, int64_t inter, float* out) override;
   void lora_shrink(const float* x, int64_t n, const LoraModuleBatch& lora, float* v) override;
   void lora_expand(const float* v, int64_t n, const LoraModuleBatch& lora, float* y) override;
-  bool compressed_lora(const float* x, int64_t n, const CompressedLoraBatch& batch,
+  void compressed_lora(const float* x, int64_t n, const CompressedLoraBatch& batch,
                        float* y) override;
   void log_softmax(const float* logits, int64_t rows, int64_t vocab, float* out) override;
   void apply_penalties(float* logits, int64_t vocab, const PenaltyBatch& p) override;

@@ -303,6 +303,11 @@ class CudaBackend final : public Backend {
     check_cuda(cuda::lora_expand(v, n, lora, y, by_segment(n, lora), compute_), "lora_expand");
   }
 
+  void compressed_lora(const float* x, int64_t n, const CompressedLoraBatch& b, float* y) override {
+    begin_op();
+    check_cuda(cuda::compressed_lora(x, n, b, y, compute_), "compressed_lora");
+  }
+
   void log_softmax(const float* logits, int64_t rows, int64_t vocab, float* out) override {
     begin_op();
     check_cuda(cuda::log_softmax(logits, rows, vocab, out, compute_), "log_softmax");

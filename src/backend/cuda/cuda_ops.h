@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/compressed_lora_params.h"
 #include "backend/op_params.h"
 #include "base/dtype.h"
 
@@ -65,6 +66,12 @@ cudaError_t lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, flo
                         bool by_segment, cudaStream_t stream);
 cudaError_t lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, float* y,
                         bool by_segment, cudaStream_t stream);
+
+// ---- shared-basis LoRA (cuda_compressed_lora.cu) ----
+// Largest ku / kv the kernels take (their shared-memory tile).
+int32_t compressed_lora_max_k();
+cudaError_t compressed_lora(const float* x, int64_t n, const CompressedLoraBatch& b, float* y,
+                            cudaStream_t stream);
 
 // ---- log-softmax and sampling (cuda_sampling.cu) ----
 cudaError_t log_softmax(const float* logits, int64_t rows, int64_t vocab, float* out,

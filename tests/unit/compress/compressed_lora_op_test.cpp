@@ -49,7 +49,7 @@ TEST(CompressedLoraOp, CpuMatchesReferenceAndMaterialisedLora) {
     // Group tables: V^T and U^T per cluster in fp32.
     std::vector<std::vector<float>> vt(2), ut(2);
     std::vector<const float*> vt_p, ut_p;
-    std::vector<int32_t> ku, kv;
+    std::vector<int32_t> dims;  // ku, kv, diag per group
     for (size_t g = 0; g < 2; ++g) {
       const Bases& bs = *bundle.clusters[g][l][t];
       for (int64_t k = 0; k < bs.kv(); ++k)
@@ -58,41 +58,57 @@ TEST(CompressedLoraOp, CpuMatchesReferenceAndMaterialisedLora) {
         for (int64_t o2 = 0; o2 < out; ++o2) ut[g].push_back(static_cast<float>(bs.u.at(o2, k)));
       vt_p.push_back(vt[g].data());
       ut_p.push_back(ut[g].data());
-      ku.push_back(static_cast<int32_t>(bs.ku()));
-      kv.push_back(static_cast<int32_t>(bs.kv()));
+      dims.insert(dims.end(), {static_cast<int32_t>(bs.ku()), static_cast<int32_t>(bs.kv()),
+                               mode == Mode::kDiag ? 1 : 0});
     }
-    // Tokens: adapters 0..3 and none, interleaved.
-    const std::vector<int> token_adapter = {2, 0, -1, 1, 3, 3, 0, -1, 2, 1};
+    // Slots: adapters 0..3 then slot 4, an ordinary LoRA (no group); tokens interleaved, some
+    // on the base model.
+    const std::vector<int> token_adapter = {2, 0, -1, 1, 3, 3, 0, -1, 2, 1, 4,
+                                            0, 0, 0,  0, 0, 0, 0, 0,  0, 2, 1};
     const auto n = static_cast<int64_t>(token_adapter.size());
     std::vector<std::vector<float>> s_f32(4);
-    for (size_t a = 0; a < 4; ++a) s_f32[a] = to_f32(bundle.adapters[a].modules[l][t]->coeffs.s);
-    std::vector<int32_t> token_group;
-    std::vector<const float*> token_s;
-    for (int a : token_adapter) {
-      token_group.push_back(a < 0 ? -1 : bundle.adapters[static_cast<size_t>(a)].cluster);
-      token_s.push_back(a < 0 ? nullptr : s_f32[static_cast<size_t>(a)].data());
+    std::vector<const float*> slot_s;
+    std::vector<int32_t> slot_group, token_slot, token_group;
+    for (size_t a = 0; a < 4; ++a) {
+      s_f32[a] = to_f32(bundle.adapters[a].modules[l][t]->coeffs.s);
+      slot_s.push_back(s_f32[a].data());
+      slot_group.push_back(bundle.adapters[a].cluster);
     }
+    slot_s.push_back(nullptr);
+    slot_group.push_back(-1);
+    for (int a : token_adapter) {
+      token_slot.push_back(a);
+      token_group.push_back(a < 0 ? -1 : slot_group[static_cast<size_t>(a)]);
+    }
+    const CompressedTiles tiles = build_compressed_tiles(token_group, 2);
     Rng rng(3);
     std::vector<float> x(static_cast<size_t>(n * in)), y(static_cast<size_t>(n * out));
     for (float& v : x) v = static_cast<float>(rng.normal());
     for (float& v : y) v = static_cast<float>(rng.normal());
     const std::vector<float> y0 = y;
-    CompressedLoraBatch batch{in,
-                              out,
-                              2,
-                              vt_p.data(),
-                              ut_p.data(),
-                              ku.data(),
-                              kv.data(),
-                              mode == Mode::kDiag,
-                              token_group.data(),
-                              token_s.data()};
-    ASSERT_TRUE(backend->compressed_lora(x.data(), n, batch, y.data()));
+    std::vector<float> scratch(static_cast<size_t>(n * 4));
+    CompressedLoraBatch batch;
+    batch.in_dim = in;
+    batch.out_dim = out;
+    batch.num_groups = 2;
+    batch.num_slots = static_cast<int32_t>(slot_s.size());
+    batch.k_max = 4;
+    batch.vt = vt_p.data();
+    batch.ut = ut_p.data();
+    batch.dims = dims.data();
+    batch.slot_s = slot_s.data();
+    batch.slot_group = slot_group.data();
+    batch.token_slot = token_slot.data();
+    batch.rows = tiles.rows.data();
+    batch.num_tiles = tiles.num_tiles();
+    batch.tiles = tiles.tiles.data();
+    batch.scratch = scratch.data();
+    backend->compressed_lora(x.data(), n, batch, y.data());
     for (int64_t tok = 0; tok < n; ++tok) {
       const int a = token_adapter[static_cast<size_t>(tok)];
       for (int64_t o2 = 0; o2 < out; ++o2) {
         double want = y0[static_cast<size_t>(tok * out + o2)];
-        if (a >= 0) {
+        if (a >= 0 && a < 4) {
           const BundleAdapter& ba = bundle.adapters[static_cast<size_t>(a)];
           const LoraAdapter lora = materialize(bundle, ba, "test");
           const LoraModule& m = *lora.layers[l][t];

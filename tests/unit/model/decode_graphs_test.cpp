@@ -80,6 +80,9 @@ class RecordingBackend final : public Backend {
   void lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, float* y) override {
     op([=, this] { cpu_->lora_expand(v, n, l, y); });
   }
+  void compressed_lora(const float* x, int64_t n, const CompressedLoraBatch& b, float* y) override {
+    op([=, this] { cpu_->compressed_lora(x, n, b, y); });
+  }
   void log_softmax(const float* l, int64_t rows, int64_t vocab, float* out) override {
     op([=, this] { cpu_->log_softmax(l, rows, vocab, out); });
   }
