@@ -1,5 +1,6 @@
 // `loraserve compress` end to end: a bundle from a directory of adapters, its report, --add,
-// `generate --lora-bundle` equal to the uncompressed adapter when lossless, and every bad input
+// `generate --lora-bundle` equal to the uncompressed adapter when lossless (and shared-basis
+// serving equal to materialised factors when lossy), and every bad input
 // as exit code 1 (2 for usage errors) with one stderr line and nothing on stdout.
 #include <gtest/gtest.h>
 
@@ -79,6 +80,20 @@ TEST(CompressCli, CompressReportAddAndGenerate) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Json::parse(r.out)["adapters"], 3);
   EXPECT_EQ(Json::parse(r.out)["clusters"], 2);
+  // Lossy diagonal bundle: the shared-basis op and the materialised factors agree.
+  const std::string gen = "generate --model " + model_dir() + " --lora-bundle " + tmp +
+                          "/b3 --adapter qv_r8" + req + " --bundle-serving ";
+  auto shared = test::run_loraserve(gen + "shared");
+  auto mat = test::run_loraserve(gen + "materialize");
+  ASSERT_EQ(shared.exit_code, 0) << shared.err;
+  ASSERT_EQ(mat.exit_code, 0) << mat.err;
+  const Json js = Json::parse(shared.out), jm = Json::parse(mat.out);
+  EXPECT_EQ(js["tokens"], jm["tokens"]);
+  for (size_t i = 0; i < js["logprobs"].size(); ++i)
+    EXPECT_NEAR(js["logprobs"][i].get<double>(), jm["logprobs"][i].get<double>(), 1e-4);
+  auto bogus = test::run_loraserve(gen + "bogus");
+  EXPECT_EQ(bogus.exit_code, 2) << bogus.err;
+  EXPECT_NE(bogus.err.find("--bundle-serving"), std::string::npos) << bogus.err;
 }
 
 TEST(CompressCli, BadInputsFailCleanly) {
