@@ -73,36 +73,33 @@ void AdapterCache::worker() {
 Status AdapterCache::register_source(const std::string& name, const std::string& dir) {
   if (name.empty()) return invalid_argument("adapter name must not be empty");
   std::lock_guard<std::mutex> lock(mu_);
-  if (entries_.count(name)) return invalid_argument("adapter '" + name + "' is already registered");
-  auto e = std::make_unique<Entry>();
-  e->name = name;
+  LS_ASSIGN_OR_RETURN(Entry * e, new_entry(name));
   e->dir = dir;
-  entries_[name] = std::move(e);
   return ok_status();
+}
+
+Result<AdapterCache::Entry*> AdapterCache::new_entry(const std::string& name) {
+  if (entries_.count(name)) return invalid_argument("adapter '" + name + "' is already registered");
+  auto& e = entries_[name];
+  e = std::make_unique<Entry>();
+  e->name = name;
+  return e.get();
 }
 
 Status AdapterCache::register_loaded(std::shared_ptr<const LoraAdapter> adapter) {
   LS_CHECK(adapter != nullptr);
   std::lock_guard<std::mutex> lock(mu_);
-  if (entries_.count(adapter->name))
-    return invalid_argument("adapter '" + adapter->name + "' is already registered");
-  auto e = std::make_unique<Entry>();
-  e->name = adapter->name;
+  LS_ASSIGN_OR_RETURN(Entry * e, new_entry(adapter->name));
   host_bytes_ += static_cast<int64_t>(adapter->host_bytes());
   e->host = std::move(adapter);
-  entries_[e->name] = std::move(e);
   return ok_status();
 }
 
 Status AdapterCache::register_resident(std::shared_ptr<const ResidentAdapter> adapter) {
   LS_CHECK(adapter != nullptr);
   std::lock_guard<std::mutex> lock(mu_);
-  if (entries_.count(adapter->name))
-    return invalid_argument("adapter '" + adapter->name + "' is already registered");
-  auto e = std::make_unique<Entry>();
-  e->name = adapter->name;
+  LS_ASSIGN_OR_RETURN(Entry * e, new_entry(adapter->name));
   e->fixed = std::move(adapter);
-  entries_[e->name] = std::move(e);
   return ok_status();
 }
 

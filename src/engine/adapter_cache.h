@@ -66,6 +66,8 @@ class AdapterCache final : public AdapterResidency {
  private:
   struct Entry;
   struct Done;
+  // A new entry under `name` (mu_ held); refused when the name is taken.
+  Result<Entry*> new_entry(const std::string& name);
   void submit_job(std::function<void()> job);
   void worker();
   void enforce_host_budget();

@@ -308,7 +308,9 @@ void LlamaModel::run_device(const DeviceBatch& d, const PageStore& kv) const {
   auto f32 = [&](int64_t count) { return be.alloc(static_cast<size_t>(count) * sizeof(float)); };
   Buffer residual = f32(n * H), x = f32(n * std::max(H, Q)), q = f32(n * Q), k = f32(n * KV),
          v = f32(n * KV), attn = f32(n * Q), out = f32(n * H), gate = f32(n * I), up = f32(n * I),
-         lora_v = f32(n * d.v_stride), comp_t = f32(n * std::max(1, d.comp_k_max));
+         lora_v = f32(n * d.v_stride);
+  Buffer comp_t;  // x V of the compressed adapters' tokens, only when there are any
+  if (d.comp_groups > 0) comp_t = f32(n * d.comp_k_max);
 
   auto linear = [&](const float* in, const Weight& w, const Weight& bias, int32_t layer,
                     LoraTarget target, float* y) {

@@ -31,24 +31,27 @@ Status OpenAiService::check_new_adapter_name(const std::string& name) const {
   return ok_status();
 }
 
-Status OpenAiService::add_resident_adapter(std::shared_ptr<const ResidentAdapter> adapter,
-                                           const std::string& source) {
-  const std::string name = adapter->name;
+Status OpenAiService::add_registered(const std::string& name, const std::string& source,
+                                     const std::function<Status()>& register_it) {
   LS_RETURN_IF_ERROR(check_new_adapter_name(name));
-  LS_RETURN_IF_ERROR(engine_.adapters().register_resident(std::move(adapter)));
+  LS_RETURN_IF_ERROR(register_it());
   std::lock_guard<std::mutex> lock(mu_);
   adapter_dirs_[name] = source;
   return ok_status();
 }
 
+Status OpenAiService::add_resident_adapter(std::shared_ptr<const ResidentAdapter> adapter,
+                                           const std::string& source) {
+  const std::string name = adapter->name;
+  return add_registered(name, source,
+                        [&] { return engine_.adapters().register_resident(std::move(adapter)); });
+}
+
 Status OpenAiService::add_loaded_adapter(std::shared_ptr<const LoraAdapter> adapter,
                                          const std::string& source) {
   const std::string name = adapter->name;
-  LS_RETURN_IF_ERROR(check_new_adapter_name(name));
-  LS_RETURN_IF_ERROR(engine_.adapters().register_loaded(std::move(adapter)));
-  std::lock_guard<std::mutex> lock(mu_);
-  adapter_dirs_[name] = source;
-  return ok_status();
+  return add_registered(name, source,
+                        [&] { return engine_.adapters().register_loaded(std::move(adapter)); });
 }
 
 std::optional<ApiError> OpenAiService::inside_lora_root(const std::string& path,

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -63,6 +64,9 @@ class OpenAiService {
 
  private:
   Status check_new_adapter_name(const std::string& name) const;
+  // Checks the name, runs `register_it` (the engine side) and records the adapter's source.
+  Status add_registered(const std::string& name, const std::string& source,
+                        const std::function<Status()>& register_it);
   struct Choice;
   boost::asio::awaitable<void> generate(HttpExchange& ex, bool chat);
   boost::asio::awaitable<void> list_models(HttpExchange& ex);
