@@ -138,7 +138,8 @@ Json flags_json(const Flags& f) {
             {"prompt", f.peer_prompt},
             {"new_tokens", f.peer_new},
             {"adapters", f.peer_adapters}}},
-          {"section_timeout_s", f.section_timeout_s}};
+          {"section_timeout_s", f.section_timeout_s},
+          {"skinny_gemm_max_rows", f.skinny_gemm_max_rows}};
 }
 
 // Runs one section in this process; every failure becomes {"status": "error", ...}.
@@ -359,6 +360,9 @@ int main(int argc, char** argv) {
   app.add_option("--peer-prompt", f.peer_prompt);
   app.add_option("--peer-new-tokens", f.peer_new);
   app.add_option("--peer-adapters", f.peer_adapters);
+  app.add_option("--skinny-gemm-max-rows", f.skinny_gemm_max_rows,
+                 "GEMMs of at most this many rows take the skinny decode kernel (0: cuBLAS)")
+      ->check(CLI::Range(0, 16));
   app.add_option("--section-timeout", f.section_timeout_s, "Seconds before a section is killed");
   app.add_option("--time-budget", time_budget,
                  "Seconds for the whole run: sections not started by then are skipped (0: none)");

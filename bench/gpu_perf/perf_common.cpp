@@ -94,7 +94,9 @@ Rig make_rig(const Ctx& ctx, bool with_model) {
     rig.be = make_cpu_backend();
   } else {
 #ifdef LORASERVE_HAS_CUDA
-    rig.be = must(make_cuda_backend(), "--device cuda");
+    CudaBackendOptions options;
+    options.skinny_gemm_max_rows = ctx.f.skinny_gemm_max_rows;
+    rig.be = must(make_cuda_backend(options), "--device cuda");
 #else
     throw std::runtime_error("--device cuda: this build has no CUDA backend");
 #endif

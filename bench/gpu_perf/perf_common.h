@@ -49,6 +49,7 @@ struct Flags {
   int peer_batch = 32, peer_prompt = 256, peer_new = 128, peer_adapters = 32;
   double section_timeout_s = 300;  // a section still running then is killed (fork mode)
   std::string work_dir;            // adapters written to disk go here (a temp dir by default)
+  int skinny_gemm_max_rows = 1;    // CudaBackendOptions: 0 sends decode GEMMs to cuBLAS
 };
 
 // Device ceilings measured in the same run: the floors of the other sections divide by them.

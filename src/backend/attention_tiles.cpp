@@ -20,6 +20,8 @@ AttentionTiles build_attention_tiles(const std::vector<int32_t>& token_seq,
            token_pos[static_cast<size_t>(end)] == token_pos[static_cast<size_t>(end - 1)] + 1)
       ++end;
     if (end - start >= AttentionTiles::kMinTileRun) {
+      t.runs.push_back({start, end - start, token_seq[static_cast<size_t>(start)],
+                        token_pos[static_cast<size_t>(start)]});
       for (int32_t i = start; i < end; i += AttentionTiles::kTileRows) {
         t.tiles.push_back(i);
         t.tiles.push_back(std::min(AttentionTiles::kTileRows, end - i));

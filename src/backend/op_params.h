@@ -22,6 +22,15 @@ struct LayerKv {
 };
 
 // The tokens of one forward and where each sequence's keys live (CSR page table).
+// A prefill run (host memory): `count` consecutive tokens from token `first`, all of sequence
+// `seq`, at positions pos0, pos0 + 1, ... (attention_tiles.h builds them beside the tiles).
+struct AttentionRun {
+  int32_t first = 0;
+  int32_t count = 0;
+  int32_t seq = 0;
+  int32_t pos0 = 0;
+};
+
 struct AttentionBatch {
   int64_t num_tokens = 0;
   int32_t num_seqs = 0;
@@ -42,6 +51,10 @@ struct AttentionBatch {
   const int32_t* tiles = nullptr;  // [2 * num_tiles]
   int64_t num_rest = 0;
   const int32_t* rest_tokens = nullptr;  // [num_rest]
+  // Optional host-side copy of the same runs the tiles were cut from (exactly the tiled tokens),
+  // for backends that compute a long run as dense GEMMs (CUDA); needs the tiles too.
+  int32_t num_runs = 0;
+  const AttentionRun* runs = nullptr;  // host memory [num_runs]
 };
 
 // The LoRA factors of one module (say layer 3's q_proj) for every adapter slot in the batch,

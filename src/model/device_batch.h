@@ -24,6 +24,7 @@ struct DeviceBatch {
   const int32_t* tiles = nullptr;
   int64_t num_rest = 0;
   const int32_t* rest_tokens = nullptr;
+  std::vector<AttentionRun> runs;       // host copy of the runs the tiles were cut from
   const int32_t* logit_rows = nullptr;  // [num_logit_rows]
   int64_t num_logit_rows = 0;
   float* logits = nullptr;  // [num_logit_rows, vocab]; null: forward allocates them

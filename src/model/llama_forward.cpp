@@ -236,6 +236,7 @@ Buffer LlamaModel::forward(const ForwardBatch& b, const PageStore& kv) const {
       d.tiles = d_tiles.as<int32_t>();
       d.num_rest = static_cast<int64_t>(tiles.rest.size());
       d.rest_tokens = d_rest.as<int32_t>();
+      d.runs = std::move(tiles.runs);
     }
   }
   d.num_logit_rows = static_cast<int64_t>(b.logit_rows.size());
@@ -339,6 +340,8 @@ void LlamaModel::run_device(const DeviceBatch& d, const PageStore& kv) const {
   ab.tiles = d.tiles;
   ab.num_rest = d.num_rest;
   ab.rest_tokens = d.rest_tokens;
+  ab.num_runs = static_cast<int32_t>(d.runs.size());
+  ab.runs = d.runs.empty() ? nullptr : d.runs.data();
   RopeParams rp{inv_freq_.as<float>(), c.head_dim, c.num_heads, c.num_kv_heads};
 
   be.embedding(embed_, d.tokens, n, residual.as<float>());

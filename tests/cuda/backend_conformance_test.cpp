@@ -197,9 +197,20 @@ TEST_P(Conformance, RmsNormAndFusedResidualAllDtypes) {
 }
 
 TEST_P(Conformance, GemmAllDtypesBiasAndAccumulate) {
+  // k = 257: cuBLAS everywhere; k = 264 (a multiple of 8): rows up to 16 take CUDA's skinny
+  // decode kernel, an odd m leaves a half-filled last warp.
   for (DType t : {DType::kF32, DType::kBF16, DType::kF16}) {
-    for (int64_t n : {1, 7, 130, 600}) {
-      const int64_t m = 301, k = 257;
+    for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{1, 257},
+                                                                {7, 257},
+                                                                {130, 257},
+                                                                {600, 257},
+                                                                {1, 264},
+                                                                {3, 264},
+                                                                {8, 264},
+                                                                {16, 264},
+                                                                {17, 264},
+                                                                {5, 4104}}) {
+      const int64_t m = 301;
       HostWeight w = host_weight(rng_, t, m * k, 0.05);
       HostWeight bias = host_weight(rng_, t, m, 1.0);
       auto x = random_vec(rng_, n * k);
@@ -220,7 +231,8 @@ TEST_P(Conformance, GemmAllDtypesBiasAndAccumulate) {
       };
       auto got = run(*dut_, x);
       auto ref = run(*ref_, x);
-      EXPECT_LT(rel_err(got, ref), t == DType::kF32 ? 1e-5 : 2e-5) << dtype_name(t) << " n " << n;
+      EXPECT_LT(rel_err(got, ref), t == DType::kF32 ? 1e-5 : 2e-5)
+          << dtype_name(t) << " n " << n << " k " << k;
     }
   }
 }
@@ -274,9 +286,13 @@ struct AttnCase {
   int32_t queries_per_seq;       // the last `queries_per_seq` positions of each sequence query
 };
 
-// With `tiles`, the batch carries prefill tile hints (the CUDA tensor-core kernel; the CPU
-// ignores them), so the tiled path is checked against the CPU reference too.
-std::vector<float> run_attention(Backend& be, const AttnCase& c, uint64_t seed, bool tiles) {
+// Hints the batch carries: none; prefill tiles (the CUDA tensor-core kernel); tiles and their
+// runs (CUDA computes runs averaging 64+ tokens as GEMMs). The CPU ignores both, so every
+// path is checked against the CPU reference.
+enum class Hints { kNone, kTiles, kRuns };
+
+std::vector<float> run_attention(Backend& be, const AttnCase& c, uint64_t seed, Hints hints_in) {
+  const bool tiles = hints_in != Hints::kNone;
   Rng rng(seed);
   Dev d{be};
   const int32_t kvw = c.kv_heads * c.head_dim;
@@ -340,6 +356,10 @@ std::vector<float> run_attention(Backend& be, const AttnCase& c, uint64_t seed, 
     b.tiles = dtiles.as<int32_t>();
     b.num_rest = static_cast<int64_t>(hints.rest.size());
     b.rest_tokens = drest.as<int32_t>();
+    if (hints_in == Hints::kRuns) {
+      b.num_runs = static_cast<int32_t>(hints.runs.size());
+      b.runs = hints.runs.data();
+    }
   }
   be.attention(dq.as<float>(), b, kv, out.as<float>());
   auto r = d.get<float>(out, q.size());
@@ -365,12 +385,18 @@ TEST_P(Conformance, PagedAttentionPrefillDecodeGqaWindow) {
       {8, 2, 64, 16, 0, {37, 1, 24, 5}, 21},
       {16, 4, 128, 1, 45, {300, 100}, 77},
       {4, 4, 32, 3, 0, {9, 8, 1000}, 9},
+      // long runs (the GEMM path): query chunks of 256 rows over 1,100 keys, a prefix already
+      // cached (chunked prefill), GQA groups of 4 and 8, a window shorter than a chunk
+      {16, 4, 128, 16, 0, {1100, 700, 1}, 1100},
+      {8, 1, 64, 1, 0, {900, 300}, 500},
+      {16, 4, 128, 16, 100, {800, 70}, 700},
+      {4, 2, 80, 3, 0, {130, 129}, 129},
   };
+  const char* names[] = {"", " (prefill tiles)", " (prefill runs)"};
   for (size_t i = 0; i < cases.size(); ++i)
-    for (bool tiles : {false, true}) {
-      auto [ref, got] =
-          both([&](Backend& be) { return run_attention(be, cases[i], 100 + i, tiles); });
-      EXPECT_LT(rel_err(got, ref), 1e-5) << "case " << i << (tiles ? " (prefill tiles)" : "");
+    for (Hints h : {Hints::kNone, Hints::kTiles, Hints::kRuns}) {
+      auto [ref, got] = both([&](Backend& be) { return run_attention(be, cases[i], 100 + i, h); });
+      EXPECT_LT(rel_err(got, ref), 1e-5) << "case " << i << names[static_cast<int>(h)];
     }
 }
 
@@ -480,6 +506,10 @@ TEST_P(Conformance, LoraMixedAdaptersRanks8To128EmptySegmentsAndNoAdapter) {
        {{1, 70}, {0, 0}, {3, 33}, {-1, 20}, {4, 0}, {5, 47}, {0, 5}, {2, 9}, {1, 1}, {4, 64}}},
       // GQA-shaped k/v projection, chunk bigger than the row
       {ranks, 512, 128, 4096, 128, {{4, 40}, {5, 40}, {-1, 3}, {1, 17}}},
+      // decode with widths and chunks not multiples of 4 (the kernels' scalar paths)
+      {ranks, 1001, 1003, 77, 128, {{1, 1}, {3, 1}, {-1, 1}, {5, 1}, {0, 1}, {4, 1}}},
+      // decode, rows longer than the float4 loop's stride with a tail (4100 = 4 x 1025)
+      {ranks, 4100, 2052, 8192, 128, {{4, 1}, {1, 1}, {0, 1}, {3, 1}, {5, 1}}},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     auto [ref, got] = both([&](Backend& be) { return run_lora(be, cases[i], 7 + i); });

@@ -10,10 +10,11 @@
 // inside the budget. (Rounding activations to bf16 instead moved gqa_bf16's log-probs by up to
 // 0.3 and broke batch invariance.) Greedy tokens are compared up to the first step whose
 // reference top-2 margin is below 1e-3. Mixed batch vs alone: tokens equal and log-probs
-// within 1e-4, 5e-4 for gqa_bf16: only the summation order differs (cuBLAS picks kernels by
-// batch size, attention splits by row count: ~1e-7 relative), but gqa_bf16's 16 narrow layers
-// amplify input perturbations about 50-fold (its CPU-vs-CUDA gap is 3.5e-4 from a 7.6e-6
-// activation split error), which measured 1.0e-4 there.
+// within 1e-4, 1e-3 for gqa_bf16: the summation order differs (cuBLAS picks kernels by batch
+// size, attention splits by row count: ~1e-7 relative), and a single-token forward takes the
+// skinny decode GEMM (fp32 activations, exact) where a batch takes the hi + lo split (7.6e-6
+// per element); gqa_bf16's 16 narrow layers amplify input perturbations about 50-fold (its
+// split-vs-CPU gap was 3.5e-4; exact-vs-split measured 5.7e-4 on an H100).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -93,7 +94,7 @@ TEST_P(CudaGolden, MixedBatchEqualsEachAlone) {
   ASSERT_TRUE(gpu.model);
   std::vector<GenerationRequest> all;
   for (const auto& c : cases) all.push_back(test::golden_request(c));
-  const double tol = GetParam() == "gqa_bf16" ? 5e-4 : 1e-4;
+  const double tol = GetParam() == "gqa_bf16" ? 1e-3 : 1e-4;
   const double worst = test::expect_mixed_equals_alone(gpu, all, tol);
   std::printf("[ golden   ] cuda %s: mixed vs alone max |dlogprob| %.3g (tol %.0e)\n",
               GetParam().c_str(), worst, tol);

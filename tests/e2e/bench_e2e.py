@@ -241,6 +241,13 @@ def test_peers_and_plots(traces_dir, reports):
     r = subprocess.run([sys.executable, peft, "--trace", os.path.join(TMP, "bad.jsonl"), "--dry-run"],
                        capture_output=True, text=True)
     check("peft dry-run: bad line", r.returncode != 0 and "line 2" in r.stderr and "output_length" in r.stderr, r.stderr)
+    r = subprocess.run([sys.executable, peft, "--trace", trace, "--model", "m", "--random-shape", "tiny"],
+                       capture_output=True, text=True)
+    check("peft: --model with --random-shape refused", r.returncode != 0 and
+          "one of --model and --random-shape" in r.stderr, r.stderr)
+    r = subprocess.run([sys.executable, peft, "--trace", trace, "--random-shape", "tiny", "--max-seconds", "-1"],
+                       capture_output=True, text=True)
+    check("peft: negative --max-seconds refused", r.returncode != 0 and "--max-seconds" in r.stderr, r.stderr)
     plot = os.path.join(SRC, "tools", "bench_plot.py")
     pythons = [sys.executable] + [p for p in ["/usr/bin/python3"] if os.path.exists(p) and p != sys.executable]
     for py in pythons:

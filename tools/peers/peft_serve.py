@@ -12,6 +12,13 @@ TTFT, TPOT, ITL, E2E, SLO attainment, goodput), so tools/bench_plot.py draws bot
 
   python3 tools/peers/peft_serve.py --model DIR --adapter-dir ADIR --trace t3.jsonl --out peft.json
   python3 tools/peers/peft_serve.py --trace t3.jsonl --dry-run   # validates; needs no torch
+  python3 tools/peers/peft_serve.py --random-shape llama2-7b --adapter-dir ADIR --trace t3.jsonl \
+      --max-seconds 120 --out peft.json   # `loraserve bench --model random:llama2-7b`'s twin
+
+--random-shape builds the model with random bf16 weights on the GPU (as peft_decode_bench.py;
+the trace must carry token ids). --max-seconds stops serving after that many seconds, even in
+the middle of a batch: requests not finished by then count as not completed (request
+throughput counts completed requests, output-token throughput every token generated).
 
 Needs torch, transformers >= 4.39 and peft >= 0.10 (mixed-adapter batches; a GPU machine);
 --dry-run needs only the standard library.
@@ -118,6 +125,7 @@ def percentiles(values):
 def summarize(timing, wall, slo):
     """The metrics object of `loraserve bench` (bench/lib/metrics.cpp: summarize)."""
     ok = [t for t in timing if t["ok"]]
+    generated = sum(t["out"] for t in timing)  # partial requests' tokens too (--max-seconds)
     ttft = [t["first"] - t["arrival"] for t in ok]
     e2e = [t["finish"] - t["arrival"] for t in ok]
     tpot = [(t["finish"] - t["first"]) / (t["out"] - 1) for t in ok if t["out"] > 1]
@@ -127,8 +135,8 @@ def summarize(timing, wall, slo):
     return {"requests": len(timing), "completed": len(ok), "failed": len(timing) - len(ok),
             "wall_s": wall, "request_throughput": len(ok) / wall,
             "input_token_throughput": sum(t["in"] for t in ok) / wall,
-            "output_token_throughput": sum(t["out"] for t in ok) / wall,
-            "total_output_tokens": sum(t["out"] for t in ok),
+            "output_token_throughput": generated / wall,
+            "total_output_tokens": generated,
             "ttft_s": percentiles(ttft), "tpot_s": percentiles(tpot), "itl_s": percentiles(itl),
             "e2e_s": percentiles(e2e), "slo_ttft_s": slo,
             "slo_attainment": within / len(timing) if timing else 0.0, "goodput_rps": within / wall,
@@ -143,13 +151,22 @@ class Server:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         self.torch, self.args = torch, args
         dtype = getattr(torch, args.dtype)
-        self.model = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=dtype).to(args.device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(args.model)
-        self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        if args.random_shape:
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            from peft_decode_bench import build_model
+            self.model = build_model(torch, args.random_shape, args.device, 42)
+            self.tokenizer, self.pad = None, 0
+        else:
+            self.model = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=dtype).to(args.device).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(args.model)
+            self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.loaded = collections.OrderedDict()  # adapter name -> None, least recently used first
         self.peft = None
         for r in requests:  # text prompts become ids once, before the clock starts
             if isinstance(r["prompt"], str):
+                if self.tokenizer is None:
+                    raise SystemExit("peft_serve.py: --random-shape has no tokenizer; the trace needs "
+                                     "token ids (`loraserve bench --model random:SHAPE --write-trace`)")
                 r["prompt"] = self.tokenizer(r["prompt"]).input_ids
             elif r["prompt"] is None:
                 raise SystemExit("peft_serve.py: requests given by input_len need prompts; write the "
@@ -176,7 +193,7 @@ class Server:
                 self.peft.delete_adapter(victim)
                 del self.loaded[victim]
 
-    def generate(self, batch, on_step):
+    def generate(self, batch, on_step, deadline=None):
         torch = self.torch
         names = sorted({r["adapter"] for r in batch if r["adapter"]})
         self._ensure(names)
@@ -194,8 +211,10 @@ class Server:
             def __call__(self, input_ids, scores, **_):
                 if input_ids.is_cuda:
                     torch.cuda.synchronize()
-                on_step(time.perf_counter())
-                return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+                now = time.perf_counter()
+                on_step(now)
+                stop = deadline is not None and now >= deadline
+                return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
         with torch.no_grad():
             model.generate(input_ids=torch.tensor(ids, device=self.args.device),
@@ -210,30 +229,43 @@ def serve(args, requests):
     timing = [None] * len(requests)
     pending = collections.deque(range(len(requests)))
     start = time.perf_counter()
+    deadline = start + args.max_seconds if args.max_seconds else None
     while pending:
         now = time.perf_counter() - start
+        if deadline is not None and now + start >= deadline:
+            break
         head = requests[pending[0]]["timestamp"]
         if head > now:
-            time.sleep(head - now)
+            time.sleep(min(head - now, deadline - start - now) if deadline is not None else head - now)
             continue
         batch = []
         while pending and len(batch) < args.max_batch_size and requests[pending[0]]["timestamp"] <= now:
             batch.append(pending.popleft())
         steps = []
-        server.generate([requests[i] for i in batch], lambda t: steps.append(t - start))
+        server.generate([requests[i] for i in batch], lambda t: steps.append(t - start), deadline)
         for i in batch:
             r = requests[i]
             times = steps[:r["output_len"]]
-            timing[i] = {"arrival": r["timestamp"], "first": times[0], "finish": times[-1],
+            timing[i] = {"arrival": r["timestamp"], "first": times[0] if times else 0.0,
+                         "finish": times[-1] if times else 0.0,
                          "times": times, "in": r["input_len"], "out": len(times),
                          "ok": len(times) == r["output_len"]}
-    return timing, time.perf_counter() - start
+    wall = time.perf_counter() - start
+    for i in pending:  # never started before --max-seconds
+        r = requests[i]
+        timing[i] = {"arrival": r["timestamp"], "first": 0.0, "finish": 0.0, "times": [],
+                     "in": r["input_len"], "out": 0, "ok": False}
+    return timing, wall
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--trace", required=True, help="JSONL written by loraserve bench --write-trace")
     p.add_argument("--model", help="Hugging Face model directory")
+    p.add_argument("--random-shape", choices=["llama2-7b", "tiny"],
+                   help="random bf16 weights of this shape instead of --model (trace of token ids)")
+    p.add_argument("--max-seconds", type=float, default=0.0,
+                   help="stop serving after this many seconds (0: serve the whole trace)")
     p.add_argument("--adapter-dir", help="directory of PEFT adapters <name>/ (loraserve bench --adapter-dir)")
     p.add_argument("--out", help="metrics JSON (loraserve bench's format)")
     p.add_argument("--max-batch-size", type=int, default=32)
@@ -243,6 +275,8 @@ def main():
     p.add_argument("--slo-ttft", type=float, default=6.0)
     p.add_argument("--dry-run", action="store_true", help="validate the trace (and adapters); no torch")
     args = p.parse_args()
+    if args.max_seconds < 0 or not math.isfinite(args.max_seconds):
+        sys.exit("peft_serve.py: error: --max-seconds must be a number >= 0")
     try:
         requests = read_trace(args.trace)
     except TraceError as e:
@@ -258,8 +292,9 @@ def main():
                           "output_tokens": sum(r["output_len"] for r in requests),
                           "last_arrival_s": requests[-1]["timestamp"]}))
         return
-    if not args.model or (adapters and not args.adapter_dir):
-        sys.exit("peft_serve.py: error: --model (and --adapter-dir when the trace names adapters) are required")
+    if bool(args.model) == bool(args.random_shape) or (adapters and not args.adapter_dir):
+        sys.exit("peft_serve.py: error: one of --model and --random-shape (and --adapter-dir when the "
+                 "trace names adapters) are required")
     if args.max_batch_size < 1 or args.max_loaded_adapters < 1:
         sys.exit("peft_serve.py: error: --max-batch-size and --max-loaded-adapters must be >= 1")
     timing, wall = serve(args, requests)
@@ -268,7 +303,8 @@ def main():
     if args.out:
         report = {"benchmark": "peft_serve", "command": " ".join(sys.argv),
                   "machine": {"hostname": platform.node(), "device": args.device},
-                  "model": args.model, "no_lora": not adapters, "target": {"mode": "peft"},
+                  "model": args.model or f"random:{args.random_shape}", "no_lora": not adapters,
+                  "max_seconds": args.max_seconds, "target": {"mode": "peft"},
                   "engine": {"max_batch_size": args.max_batch_size,
                              "max_loaded_adapters": args.max_loaded_adapters, "dtype": args.dtype},
                   "slo_ttft_s": args.slo_ttft,

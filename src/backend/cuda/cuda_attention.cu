@@ -19,7 +19,16 @@
 // hi*hi + hi*lo + lo*hi), which keeps fp32-level accuracy (~1e-6 relative, matching the
 // fp32 KV cache and the CPU reference) at three tensor-core MMAs per product. Every key a
 // tile reads serves its 16 rows. Tokens outside tiles (decode) take the kernel above.
+//
+// Long prefill runs (AttentionBatch.runs, host side) are computed by CudaBackend as dense
+// GEMMs instead (cuBLAS fp32, exact like the reference): gather_kv copies the run's keys out of
+// their pages into contiguous K and V, S = Q K^T per head, masked_softmax turns S into P in
+// place (causal and sliding-window mask), O = P V. One warp per tile and head above reaches
+// a few TFLOP/s at 2,048 tokens; SGEMM runs near the chip's fp32 rate and the query rows are
+// cut into chunks, so each chunk only multiplies the keys it can see.
 #include <mma.h>
+
+#include <cstdint>
 
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_ops.h"
@@ -299,7 +308,85 @@ bool tile_kernel_fits(const AttentionBatch& b) {
          (b.num_rest == 0 || b.rest_tokens);
 }
 
+// Keys [key_begin, key_begin + nk) of sequence `seq`, out of their pages, into k/v [nk, kv_width].
+// A key past the sequence's pages (outside the contract) reads as 0.
+__global__ void gather_kv_kernel(const float* kc, const float* vc, const int32_t* kv_indptr,
+                                 const int32_t* kv_indices, int32_t seq, int32_t key_begin,
+                                 int64_t nk, int32_t page_size, int64_t kv_width, float* k_out,
+                                 float* v_out) {
+  const int32_t first_page = kv_indptr[seq];
+  const int32_t pages = kv_indptr[seq + 1] - first_page;
+  const bool vec = kv_width % 4 == 0;
+  const int64_t row_items = vec ? kv_width / 4 : kv_width;
+  const int64_t total = nk * row_items;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t j = idx / row_items, c = idx % row_items;
+    const int64_t key = key_begin + j;
+    const int64_t p = key / page_size;
+    const bool ok = p < pages;
+    const int64_t slot =
+        ok ? static_cast<int64_t>(kv_indices[first_page + p]) * page_size + key % page_size : 0;
+    if (vec) {
+      const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+      reinterpret_cast<float4*>(k_out + j * kv_width)[c] =
+          ok ? reinterpret_cast<const float4*>(kc + slot * kv_width)[c] : zero;
+      reinterpret_cast<float4*>(v_out + j * kv_width)[c] =
+          ok ? reinterpret_cast<const float4*>(vc + slot * kv_width)[c] : zero;
+    } else {
+      k_out[j * kv_width + c] = ok ? kc[slot * kv_width + c] : 0.0f;
+      v_out[j * kv_width + c] = ok ? vc[slot * kv_width + c] : 0.0f;
+    }
+  }
+}
+
+constexpr int kSoftmaxThreads = 128;
+
+// s: [heads][rows][nk] scores of query rows at positions pos_first + i over keys key_begin + j.
+// One block per (head, row): masked entries (future keys, keys outside the window) become 0, the
+// rest softmax-normalised, in place.
+__global__ void __launch_bounds__(kSoftmaxThreads)
+    masked_softmax_kernel(float* s, int32_t rows, int32_t nk, int32_t pos_first, int32_t key_begin,
+                          int32_t window) {
+  const int64_t r = blockIdx.x;
+  float* row = s + r * nk;
+  const int32_t pos = pos_first + static_cast<int32_t>(r % rows);
+  const int32_t lo = (window > 0 ? max(0, pos - window + 1) : 0) - key_begin;  // j >= lo
+  const int32_t hi = pos - key_begin;                                          // j <= hi
+  float mx = -INFINITY;
+  for (int32_t j = threadIdx.x; j < nk; j += kSoftmaxThreads)
+    if (j >= lo && j <= hi) mx = fmaxf(mx, row[j]);
+  mx = block_max<kSoftmaxThreads>(mx);
+  float sum = 0.0f;
+  for (int32_t j = threadIdx.x; j < nk; j += kSoftmaxThreads)
+    if (j >= lo && j <= hi) sum += expf(row[j] - mx);
+  sum = block_sum<kSoftmaxThreads>(sum);
+  const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+  for (int32_t j = threadIdx.x; j < nk; j += kSoftmaxThreads)
+    row[j] = (j >= lo && j <= hi) ? expf(row[j] - mx) * inv : 0.0f;
+}
+
 }  // namespace
+
+cudaError_t gather_kv(const LayerKv& kv, const AttentionBatch& b, int32_t seq, int32_t key_begin,
+                      int64_t nk, float* k_out, float* v_out, cudaStream_t stream) {
+  if (nk <= 0) return cudaSuccess;
+  const int64_t items = nk * (kv.kv_width % 4 == 0 ? kv.kv_width / 4 : kv.kv_width);
+  gather_kv_kernel<<<grid_1d(items, 256), 256, 0, stream>>>(kv.k, kv.v, b.kv_indptr, b.kv_indices,
+                                                            seq, key_begin, nk, kv.page_size,
+                                                            kv.kv_width, k_out, v_out);
+  return cudaGetLastError();
+}
+
+cudaError_t masked_softmax(float* s, int32_t heads, int32_t rows, int32_t nk, int32_t pos_first,
+                           int32_t key_begin, int32_t window, cudaStream_t stream) {
+  const int64_t blocks = static_cast<int64_t>(heads) * rows;
+  if (blocks == 0) return cudaSuccess;
+  if (blocks > INT32_MAX) return cudaErrorInvalidValue;
+  masked_softmax_kernel<<<static_cast<unsigned>(blocks), kSoftmaxThreads, 0, stream>>>(
+      s, rows, nk, pos_first, key_begin, window);
+  return cudaGetLastError();
+}
 
 int attention_splits(int64_t rows, int sm_count) {
   // Enough blocks for ~4 waves of the chip; no splitting once the rows alone fill it.
@@ -320,7 +407,7 @@ size_t attention_scratch_floats(const AttentionBatch& b, int splits) {
 }
 
 cudaError_t attention(const float* q, const AttentionBatch& b, const LayerKv& kv, float* out,
-                      int splits, float* scratch, cudaStream_t stream) {
+                      int splits, float* scratch, bool run_tiles, cudaStream_t stream) {
   const bool tiled = tile_kernel_fits(b);
   const int64_t rows = attention_token_rows(b);
   const int32_t* tokens = tiled ? b.rest_tokens : nullptr;
@@ -331,7 +418,7 @@ cudaError_t attention(const float* q, const AttentionBatch& b, const LayerKv& kv
              b.kv_indices, b.num_q_heads, b.num_q_heads / b.num_kv_heads,
              b.head_dim,   kv.page_size,  b.sliding_window,
              kv.kv_width,  b.scale};
-  if (tiled) {
+  if (tiled && run_tiles) {
     switch (b.head_dim) {
       case 16:
         launch_tiles<16>(q, a, b, kv, out, stream);

@@ -1,8 +1,10 @@
 // CudaBackend: the Backend interface on one NVIDIA GPU. Base GEMMs through cuBLAS: bf16/f16
 // weights on the tensor cores with the fp32 activations split into two halves of the weight
 // type (hi + lo, ~16 mantissa bits, so results match the fp32 reference to ~1e-5), fp32
-// accumulation and output; f32 weights in plain fp32 SGEMM (no TF32). Everything else through
-// our kernels (cuda_ops.h).
+// accumulation and output; decode GEMMs (n <= 16 rows) through our skinny kernel instead (fp32
+// products, weights read once); f32 weights in plain fp32 SGEMM (no TF32). Long prefill runs'
+// attention through cuBLAS SGEMMs (attention_runs). Everything else through our kernels
+// (cuda_ops.h).
 //
 // Streams: every op runs on one compute stream, in call order, so ops need no events between
 // them and cached device blocks are reused safely. Uploads go through pinned staging memory
@@ -26,6 +28,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdio>
@@ -239,6 +242,12 @@ class CudaBackend final : public Backend {
                       static_cast<int>(k), &alpha, static_cast<const float*>(w.data),
                       static_cast<int>(k), x, static_cast<int>(k), &beta, out, static_cast<int>(m)),
           "cublasSgemm");
+    } else if (n <= skinny_max_rows_ && cuda::skinny_gemm_fits(x, n, k, w.data, w.dtype)) {
+      const bool has_bias = bias && !bias->empty();
+      check_cuda(cuda::skinny_gemm(x, n, k, w.data, w.dtype, m, has_bias ? bias->data : nullptr,
+                                   has_bias ? bias->dtype : DType::kF32, accumulate, out, compute_),
+                 "gemm: skinny");
+      return;
     } else {
       // fp32 activations against bf16/f16 weights: x = hi + lo, both in the weight type, as
       // 2n rows of one GEMM (the weights are read once; tensor-core products are exact and
@@ -280,12 +289,15 @@ class CudaBackend final : public Backend {
                  float* out) override {
     if (batch.num_tokens == 0) return;
     begin_op();
+    const bool gemm_runs = runs_as_gemms(batch);
+    if (gemm_runs) attention_runs(q, batch, kv, out);
     const int splits = cuda::attention_splits(cuda::attention_token_rows(batch), sm_count_);
     const size_t scratch_floats = cuda::attention_scratch_floats(batch, splits);
     Buffer scratch;
     if (scratch_floats) scratch = alloc(scratch_floats * sizeof(float));
-    check_cuda(cuda::attention(q, batch, kv, out, splits, scratch.as<float>(), compute_),
-               "attention");
+    check_cuda(
+        cuda::attention(q, batch, kv, out, splits, scratch.as<float>(), !gemm_runs, compute_),
+        "attention");
   }
 
   void silu_mul(const float* gate, const float* up, int64_t n, int64_t inter, float* out) override {
@@ -394,7 +406,10 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  explicit CudaBackend(const CudaBackendOptions& o) : device_(o.device), graphs_(o.graphs) {
+  explicit CudaBackend(const CudaBackendOptions& o)
+      : device_(o.device),
+        graphs_(o.graphs),
+        skinny_max_rows_(std::clamp<int64_t>(o.skinny_gemm_max_rows, 0, cuda::kSkinnyMaxRows)) {
     set_device();
     cudaDeviceProp prop{};
     check_cuda(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
@@ -426,6 +441,90 @@ class CudaBackend final : public Backend {
     op_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   }
 
+  // Long prefill runs go through cuBLAS (attention_runs) when the batch's runs average at least
+  // kMinGemmRun tokens; shorter ones (chunks of a few tokens) stay with the tile kernel, whose
+  // one launch covers every tile (the GEMM path launches ~3 kernels per run and chunk).
+  static constexpr int64_t kMinGemmRun = 64;
+  bool runs_as_gemms(const AttentionBatch& b) const {
+    if (b.num_runs <= 0 || !b.runs || b.num_tiles <= 0 || capturing_) return false;
+    if (b.num_q_heads % b.num_kv_heads != 0) return false;
+    int64_t tokens = 0;
+    for (int32_t i = 0; i < b.num_runs; ++i) tokens += b.runs[i].count;
+    return tokens >= kMinGemmRun * b.num_runs;
+  }
+
+  // Each run: its keys gathered once, then per chunk of query rows S = scale Q K^T (one strided
+  // batched SGEMM per member of a GQA group, batched over the KV heads), the masked softmax,
+  // O = P V. A chunk sees keys [window start of its first row, its last row], so the causal
+  // triangle is mostly skipped; chunks are sized so S stays under kScoreBudget bytes.
+  static constexpr size_t kScoreBudget = 256u << 20;
+  void attention_runs(const float* q, const AttentionBatch& b, const LayerKv& kv, float* out) {
+    const int64_t hd = b.head_dim, kvw = kv.kv_width, heads = b.num_q_heads;
+    const int64_t qw = heads * hd;
+    const int32_t group = b.num_q_heads / b.num_kv_heads;
+    const int32_t window = b.sliding_window;
+    auto first_key = [&](int64_t pos) -> int64_t {
+      return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+    };
+    auto chunk_rows = [&](int64_t keys) {
+      const int64_t fit = static_cast<int64_t>(kScoreBudget / sizeof(float)) / (heads * keys);
+      return std::clamp<int64_t>(fit / 16 * 16, 16, 256);
+    };
+    // Scratch sized for the largest run.
+    int64_t max_keys = 0, max_s = 0;
+    for (int32_t r = 0; r < b.num_runs; ++r) {
+      const AttentionRun& run = b.runs[r];
+      const int64_t end = static_cast<int64_t>(run.pos0) + run.count;
+      const int64_t keys = end - first_key(run.pos0);
+      max_keys = std::max(max_keys, keys);
+      const int64_t rows = std::min<int64_t>(chunk_rows(keys), run.count);
+      max_s = std::max(max_s, heads * rows * keys);
+    }
+    Buffer kbuf = alloc(static_cast<size_t>(2 * max_keys * kvw) * sizeof(float));
+    Buffer sbuf = alloc(static_cast<size_t>(max_s) * sizeof(float));
+    float* kg = kbuf.as<float>();
+    float* vg = kg + max_keys * kvw;
+    float* sc = sbuf.as<float>();
+    const float one = 1.0f, zero = 0.0f;
+    for (int32_t r = 0; r < b.num_runs; ++r) {
+      const AttentionRun& run = b.runs[r];
+      const int64_t run_begin = first_key(run.pos0);
+      const int64_t run_keys = static_cast<int64_t>(run.pos0) + run.count - run_begin;
+      check_cuda(cuda::gather_kv(kv, b, run.seq, static_cast<int32_t>(run_begin), run_keys, kg, vg,
+                                 compute_),
+                 "attention: gather keys");
+      const int64_t step = chunk_rows(run_keys);
+      for (int64_t c0 = 0; c0 < run.count; c0 += step) {
+        const int64_t rows = std::min<int64_t>(step, run.count - c0);
+        const int64_t pos_first = run.pos0 + c0;
+        const int64_t kb = first_key(pos_first);
+        const int64_t nk = pos_first + rows - kb;
+        const float* kc = kg + (kb - run_begin) * kvw;
+        const float* vc = vg + (kb - run_begin) * kvw;
+        const float* qc = q + (run.first + c0) * qw;
+        float* oc = out + (run.first + c0) * qw;
+        LS_CHECK(nk <= INT_MAX && rows * nk <= INT_MAX);
+        const int NK = static_cast<int>(nk), R = static_cast<int>(rows), HD = static_cast<int>(hd);
+        for (int32_t g = 0; g < group; ++g)
+          check_cublas(cublasSgemmStridedBatched(
+                           cublas_, CUBLAS_OP_T, CUBLAS_OP_N, NK, R, HD, &b.scale, kc,
+                           static_cast<int>(kvw), hd, qc + g * hd, static_cast<int>(qw), group * hd,
+                           &zero, sc + g * rows * nk, NK, group * rows * nk, b.num_kv_heads),
+                       "attention: S = Q K^T");
+        check_cuda(cuda::masked_softmax(sc, static_cast<int32_t>(heads), R, NK,
+                                        static_cast<int32_t>(pos_first), static_cast<int32_t>(kb),
+                                        window, compute_),
+                   "attention: softmax");
+        for (int32_t g = 0; g < group; ++g)
+          check_cublas(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, HD, R, NK, &one,
+                                                 vc, static_cast<int>(kvw), hd, sc + g * rows * nk,
+                                                 NK, group * rows * nk, &zero, oc + g * hd,
+                                                 static_cast<int>(qw), group * hd, b.num_kv_heads),
+                       "attention: O = P V");
+      }
+    }
+  }
+
   // Prefill-like batches (runs of 4+ tokens per slot on average) use the segment kernels.
   static bool by_segment(int64_t n, const LoraModuleBatch& l) {
     return l.num_segments > 0 && l.seg_start && l.seg_slot && n >= 4ll * l.num_segments &&
@@ -435,6 +534,7 @@ class CudaBackend final : public Backend {
   static constexpr size_t kCublasWorkspace = 32u << 20;
   int device_ = 0;
   bool graphs_ = true;
+  int64_t skinny_max_rows_ = 0;
   bool capturing_ = false;
   void* cublas_workspace_ = nullptr;
   int sm_count_ = 0;

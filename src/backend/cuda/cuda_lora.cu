@@ -4,8 +4,9 @@
 // the rows are scattered over pages (the punica/S-LoRA layout), which no GEMM library reads.
 //
 // Decode (one token per row, slots mixed): per-token kernels. Shrink: one warp per (token,
-// rank row), lanes stride the row's chunks, one shuffle reduction. Expand: one thread per
-// output column, looping over the slot's rank; loads coalesced along the chunk.
+// rank row), lanes stride the row's chunks with float4 loads, four in flight, one shuffle
+// reduction. Expand: one thread per four output columns (float4), looping over the slot's rank
+// unrolled by four; loads coalesced along the chunk.
 // Prefill (runs of tokens sharing a slot, the segment table): tiles of 16 tokens of one
 // segment. Shrink stages a 16 x 64 tile of x and of 16 A rows in shared memory and each thread
 // computes one (token, rank) dot; expand keeps a 16 x 64 tile of v in shared memory and each
@@ -49,40 +50,102 @@ __device__ __forceinline__ int32_t slot_rank(const LoraArgs& a, int32_t s) {
   return (s >= 0 && s < a.num_slots) ? min(a.rank[s], a.max_rank) : 0;
 }
 
-// grid (n, ceil(max_rank / 8)), 8 warps: warp w computes v[t, blockIdx.y * 8 + w].
-__global__ void shrink_token_kernel(const float* x, LoraArgs a, float* v) {
+__device__ __forceinline__ bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+__device__ __forceinline__ float dot4(const float4& a, const float4& b) {
+  return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+}
+
+constexpr int kShrinkWarps = 4;
+
+// grid (n, ceil(max_rank / 4)), 4 warps: warp w computes v[t, blockIdx.y * 4 + w]. Lanes read
+// the row as float4, four loads in flight each (a decode batch's rows are each read once, so
+// the kernel is bound by how many bytes are in flight, not by arithmetic).
+__global__ void __launch_bounds__(kShrinkWarps * 32)
+    shrink_token_kernel(const float* x, LoraArgs a, float* v) {
   const int64_t t = blockIdx.x;
   const int32_t s = a.token_slot[t];
   const int32_t r = slot_rank(a, s);
-  const int32_t j = blockIdx.y * 8 + threadIdx.x / 32;
+  const int32_t j = blockIdx.y * kShrinkWarps + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (j >= r) return;
   const int64_t cf = a.chunk_floats;
   const int64_t per_row = (a.in_dim + cf - 1) / cf;
   const float* xt = x + t * a.in_dim;
-  float acc = 0.0f;
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   for (int64_t k = 0; k < per_row; ++k) {
     const float* c = a.chunks[a.a_first[s] + j * per_row + k];
     const int64_t base = k * cf;
     const int64_t len = min(cf, a.in_dim - base);
-    for (int64_t i = lane; i < len; i += 32) acc += xt[base + i] * c[i];
+    if (len % 4 == 0 && aligned16(c) && aligned16(xt + base)) {
+      const auto* c4 = reinterpret_cast<const float4*>(c);
+      const auto* x4 = reinterpret_cast<const float4*>(xt + base);
+      const int64_t n4 = len / 4;
+      int64_t i = lane;
+      for (; i + 96 < n4; i += 128) {
+        float4 w[4], xv[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) w[u] = __ldg(c4 + i + 32 * u);
+#pragma unroll
+        for (int u = 0; u < 4; ++u) xv[u] = x4[i + 32 * u];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) acc[u] += dot4(w[u], xv[u]);
+      }
+      for (; i < n4; i += 32) acc[0] += dot4(__ldg(c4 + i), x4[i]);
+    } else {
+      for (int64_t i = lane; i < len; i += 32) acc[0] += xt[base + i] * c[i];
+    }
   }
-  acc = warp_sum(acc);
-  if (lane == 0) v[t * a.max_rank + j] = acc;
+  const float sum = warp_sum((acc[0] + acc[1]) + (acc[2] + acc[3]));
+  if (lane == 0) v[t * a.max_rank + j] = sum;
 }
 
-// grid (n, ceil(out_dim / 256)), one thread per output column.
-__global__ void expand_token_kernel(const float* v, LoraArgs a, float* y) {
+constexpr int kExpandThreads = 256;
+
+// grid (n, ceil(out_dim / 1024)), each thread four consecutive output columns (float4 when the
+// chunks allow), rank rows unrolled by four so several row loads are in flight.
+__global__ void __launch_bounds__(kExpandThreads)
+    expand_token_kernel(const float* v, LoraArgs a, float* y) {
   const int64_t t = blockIdx.x;
   const int32_t s = a.token_slot[t];
   const int32_t r = slot_rank(a, s);
-  const int64_t o = blockIdx.y * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t o = (blockIdx.y * static_cast<int64_t>(kExpandThreads) + threadIdx.x) * 4;
   if (r == 0 || o >= a.out_dim) return;
-  const int64_t per_row = (a.out_dim + a.chunk_floats - 1) / a.chunk_floats;
+  const int64_t cf = a.chunk_floats;
+  const int64_t per_row = (a.out_dim + cf - 1) / cf;
   const float* vt = v + t * a.max_rank;
-  float acc = 0.0f;
-  for (int32_t j = 0; j < r; ++j) acc += vt[j] * row_elem(a, a.bt_first[s], per_row, j, o);
-  y[t * a.out_dim + o] += a.scale[s] * acc;
+  float* yt = y + t * a.out_dim;
+  const float sc = a.scale[s];
+  const int64_t first = a.bt_first[s];
+  if (a.out_dim % 4 == 0 && cf % 4 == 0 && aligned16(yt)) {
+    const int64_t ci = o / cf, off = o % cf;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+    for (int32_t j = 0; j < r; ++j) {
+      const float* c = a.chunks[first + j * per_row + ci] + off;
+      const float4 b = aligned16(c) ? __ldg(reinterpret_cast<const float4*>(c))
+                                    : make_float4(c[0], c[1], c[2], c[3]);
+      const float vj = vt[j];
+      acc.x += vj * b.x;
+      acc.y += vj * b.y;
+      acc.z += vj * b.z;
+      acc.w += vj * b.w;
+    }
+    float4 out = *reinterpret_cast<float4*>(yt + o);
+    out.x += sc * acc.x;
+    out.y += sc * acc.y;
+    out.z += sc * acc.z;
+    out.w += sc * acc.w;
+    *reinterpret_cast<float4*>(yt + o) = out;
+    return;
+  }
+  for (int64_t oo = o; oo < min(o + 4, a.out_dim); ++oo) {
+    float acc = 0.0f;
+    for (int32_t j = 0; j < r; ++j) acc += vt[j] * row_elem(a, first, per_row, j, oo);
+    yt[oo] += sc * acc;
+  }
 }
 
 // grid (num_segments, ceil(max_rank / 16), ceil(n / 16)), 256 threads = 16 tokens x 16 rows.
@@ -180,8 +243,9 @@ cudaError_t lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, flo
                     static_cast<unsigned>((n + kTile - 1) / kTile));
     shrink_segment_kernel<<<grid, kTile * kTile, 0, stream>>>(x, a, v);
   } else {
-    const dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>((l.max_rank + 7) / 8));
-    shrink_token_kernel<<<grid, 256, 0, stream>>>(x, a, v);
+    const dim3 grid(static_cast<unsigned>(n),
+                    static_cast<unsigned>((l.max_rank + kShrinkWarps - 1) / kShrinkWarps));
+    shrink_token_kernel<<<grid, kShrinkWarps * 32, 0, stream>>>(x, a, v);
   }
   return cudaGetLastError();
 }
@@ -198,8 +262,10 @@ cudaError_t lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, flo
                     static_cast<unsigned>((n + kTile - 1) / kTile));
     expand_segment_kernel<<<grid, 256, 0, stream>>>(v, a, y);
   } else {
-    const dim3 grid(static_cast<unsigned>(n), col_blocks);
-    expand_token_kernel<<<grid, 256, 0, stream>>>(v, a, y);
+    const dim3 grid(
+        static_cast<unsigned>(n),
+        static_cast<unsigned>((l.out_dim + 4 * kExpandThreads - 1) / (4 * kExpandThreads)));
+    expand_token_kernel<<<grid, kExpandThreads, 0, stream>>>(v, a, y);
   }
   return cudaGetLastError();
 }

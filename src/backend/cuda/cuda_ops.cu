@@ -136,6 +136,133 @@ __global__ void combine_kernel(const float* y2, int64_t n, int64_t m, const W* b
   }
 }
 
+// ---- skinny GEMM (decode) ----
+// y[n, m] = x[n, k] W[m, k]^T for n <= 16: each warp owns kSkinnyRows rows of W and reads them
+// once with 16-byte loads, kSkinnyUnroll loads per row in flight per lane (a 4096-wide row is
+// only 16 loads a lane, so latency, not bandwidth, bounds a loop that waits on each); x (a few
+// KB per row, L1/L2 resident) is read as float4 for every row pair. Products are fp32 x the
+// exact widened weight, accumulated in fp32: closer to the fp32 reference than the hi + lo
+// split GEMM, and without its 2n-row GEMM that cuBLAS runs far below the weight-read floor.
+// Each token's x is re-read from L1 for every row pair, so L1 bandwidth caps it as n grows: on
+// an H100 it beats cuBLAS at n = 1 and loses by 2x at n = 8 (CudaBackendOptions picks the
+// rows). Keeping x slices in registers across many rows is the next step.
+constexpr int kSkinnyRows = 2, kSkinnyUnroll = 4, kSkinnyWarps = 4;
+
+__device__ __forceinline__ void unpack8(const uint4& v, const __nv_bfloat16*, float* f) {
+  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    f[2 * i] = __uint_as_float(w[i] << 16);
+    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+
+__device__ __forceinline__ void unpack8(const uint4& v, const __half*, float* f) {
+  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    __half2 h;
+    memcpy(&h, &w[i], sizeof(h));
+    const float2 p = __half22float2(h);
+    f[2 * i] = p.x;
+    f[2 * i + 1] = p.y;
+  }
+}
+
+__device__ __forceinline__ float bias_at(const void* b, DType bt, int64_t i) {
+  if (!b) return 0.0f;
+  switch (bt) {
+    case DType::kBF16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(b)[i]);
+    case DType::kF16:
+      return __half2float(static_cast<const __half*>(b)[i]);
+    default:
+      return static_cast<const float*>(b)[i];
+  }
+}
+
+template <typename W, int NMAX>
+__global__ void __launch_bounds__(kSkinnyWarps * 32)
+    skinny_gemm_kernel(const float* __restrict__ x, int n, int64_t k, const W* __restrict__ w,
+                       int64_t m, const void* bias, DType bt, bool accumulate, float* y) {
+  constexpr int R = kSkinnyRows, U = kSkinnyUnroll;
+  const int lane = threadIdx.x % 32;
+  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * kSkinnyWarps + threadIdx.x / 32) * R;
+  if (row0 >= m) return;
+  const int64_t k8 = k / 8;
+  float acc[R][NMAX];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < NMAX; ++t) acc[r][t] = 0.0f;
+  for (int64_t c0 = lane; c0 < k8; c0 += 32 * U) {
+    uint4 wv[U][R];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const int64_t c = c0 + u * 32;
+        wv[u][r] = (c < k8 && row0 + r < m)
+                       ? __ldg(reinterpret_cast<const uint4*>(w + (row0 + r) * k) + c)
+                       : make_uint4(0, 0, 0, 0);
+      }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t c = c0 + u * 32;
+      if (c >= k8) break;
+      float wf[R][8];
+#pragma unroll
+      for (int r = 0; r < R; ++r) unpack8(wv[u][r], w, wf[r]);
+#pragma unroll
+      for (int t = 0; t < NMAX; ++t) {
+        if (t >= n) break;
+        const float4* xp = reinterpret_cast<const float4*>(x + t * k) + 2 * c;
+        const float4 a = __ldg(xp), b = __ldg(xp + 1);
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+          acc[r][t] += wf[r][0] * a.x + wf[r][1] * a.y + wf[r][2] * a.z + wf[r][3] * a.w +
+                       wf[r][4] * b.x + wf[r][5] * b.y + wf[r][6] * b.z + wf[r][7] * b.w;
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < NMAX; ++t) {
+      const float v = warp_sum(acc[r][t]);
+      const int64_t row = row0 + r;
+      if (lane == 0 && t < n && row < m) {
+        float o = v + bias_at(bias, bt, row);
+        if (accumulate) o += y[t * m + row];
+        y[t * m + row] = o;
+      }
+    }
+}
+
+template <typename W, int NMAX>
+void launch_skinny(const float* x, int64_t n, int64_t k, const void* w, int64_t m, const void* bias,
+                   DType bt, bool accumulate, float* y, cudaStream_t stream) {
+  const int64_t rows_per_block = kSkinnyWarps * kSkinnyRows;
+  const auto blocks = static_cast<unsigned>((m + rows_per_block - 1) / rows_per_block);
+  skinny_gemm_kernel<W, NMAX><<<blocks, kSkinnyWarps * 32, 0, stream>>>(
+      x, static_cast<int>(n), k, static_cast<const W*>(w), m, bias, bt, accumulate, y);
+}
+
+template <typename W>
+void launch_skinny_n(const float* x, int64_t n, int64_t k, const void* w, int64_t m,
+                     const void* bias, DType bt, bool accumulate, float* y, cudaStream_t stream) {
+  if (n <= 1)
+    launch_skinny<W, 1>(x, n, k, w, m, bias, bt, accumulate, y, stream);
+  else if (n <= 2)
+    launch_skinny<W, 2>(x, n, k, w, m, bias, bt, accumulate, y, stream);
+  else if (n <= 4)
+    launch_skinny<W, 4>(x, n, k, w, m, bias, bt, accumulate, y, stream);
+  else if (n <= 8)
+    launch_skinny<W, 8>(x, n, k, w, m, bias, bt, accumulate, y, stream);
+  else
+    launch_skinny<W, 16>(x, n, k, w, m, bias, bt, accumulate, y, stream);
+}
+
 __device__ __forceinline__ uint64_t mix64(uint64_t z) {  // splitmix64's finaliser
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
@@ -268,6 +395,22 @@ cudaError_t combine_split(const float* y2, int64_t n, int64_t m, const void* bia
         y2, n, m, static_cast<const W*>(bias), accumulate, out);
     return cudaGetLastError();
   });
+}
+
+bool skinny_gemm_fits(const float* x, int64_t n, int64_t k, const void* w, DType wt) {
+  return n >= 1 && n <= kSkinnyMaxRows && k % 8 == 0 && (wt == DType::kBF16 || wt == DType::kF16) &&
+         reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+}
+
+cudaError_t skinny_gemm(const float* x, int64_t n, int64_t k, const void* w, DType wt, int64_t m,
+                        const void* bias, DType bt, bool accumulate, float* y,
+                        cudaStream_t stream) {
+  if (!skinny_gemm_fits(x, n, k, w, wt) || m < 1) return cudaErrorInvalidValue;
+  if (wt == DType::kBF16)
+    launch_skinny_n<__nv_bfloat16>(x, n, k, w, m, bias, bt, accumulate, y, stream);
+  else
+    launch_skinny_n<__half>(x, n, k, w, m, bias, bt, accumulate, y, stream);
+  return cudaGetLastError();
 }
 
 }  // namespace ls::cuda

@@ -38,6 +38,13 @@ cudaError_t kv_write(const float* k, const float* v, const int64_t* slot_mapping
 // Splits fp32 x into two bf16/f16 halves, hi = round(x) and lo = round(x - hi), written as
 // [hi rows; lo rows] (2 x count elements), so one GEMM over 2n rows sees x to ~16 bits.
 cudaError_t split_f32(const float* x, int64_t count, DType to, void* out, cudaStream_t stream);
+// Decode GEMM: y[n, m] = x[n, k] W[m, k]^T (+ bias) (+ y when accumulate) for bf16/f16 W and
+// n <= kSkinnyMaxRows, reading W once at close to copy bandwidth (fp32 products, no split).
+// skinny_gemm_fits says whether the shapes and alignment (k % 8, 16-byte x and W) allow it.
+inline constexpr int64_t kSkinnyMaxRows = 16;
+bool skinny_gemm_fits(const float* x, int64_t n, int64_t k, const void* w, DType wt);
+cudaError_t skinny_gemm(const float* x, int64_t n, int64_t k, const void* w, DType wt, int64_t m,
+                        const void* bias, DType bt, bool accumulate, float* y, cudaStream_t stream);
 // out[r, :] += bias for n rows of width m.
 cudaError_t add_bias(float* out, int64_t n, int64_t m, const void* bias, DType bt,
                      cudaStream_t stream);
@@ -56,8 +63,17 @@ int attention_splits(int64_t rows, int sm_count);
 int64_t attention_token_rows(const AttentionBatch& b);
 // Scratch floats the split path needs (0 when splits == 1).
 size_t attention_scratch_floats(const AttentionBatch& b, int splits);
+// run_tiles false: the tiles' tokens were computed elsewhere (the runs as GEMMs); only the rest.
 cudaError_t attention(const float* q, const AttentionBatch& b, const LayerKv& kv, float* out,
-                      int splits, float* scratch, cudaStream_t stream);
+                      int splits, float* scratch, bool run_tiles, cudaStream_t stream);
+// Prefill runs as GEMMs (CudaBackend drives cuBLAS between these): keys [key_begin, +nk) of
+// sequence seq copied out of their pages into k_out/v_out [nk, kv_width]; and the causal,
+// sliding-window softmax of s [heads][rows][nk] in place (row i queries position pos_first + i,
+// column j is key key_begin + j; masked entries become 0).
+cudaError_t gather_kv(const LayerKv& kv, const AttentionBatch& b, int32_t seq, int32_t key_begin,
+                      int64_t nk, float* k_out, float* v_out, cudaStream_t stream);
+cudaError_t masked_softmax(float* s, int32_t heads, int32_t rows, int32_t nk, int32_t pos_first,
+                           int32_t key_begin, int32_t window, cudaStream_t stream);
 
 // ---- LoRA (cuda_lora.cu) ----
 // Per-token kernels (decode: one token per row, any mix of slots) or per-segment tiles

@@ -19,6 +19,16 @@ TEST(AttentionTiles, RunsOfEightOrMoreBecomeTilesOfSixteen) {
   EXPECT_EQ(t.tiles, (std::vector<int32_t>{0, 16, 16, 4, 28, 8}));
   std::vector<int32_t> rest = {20, 21, 22, 23, 24, 25, 26, 27};
   EXPECT_EQ(t.rest, rest);
+  // The runs the tiles came from, with their sequence and first position.
+  ASSERT_EQ(t.runs.size(), 2u);
+  EXPECT_EQ(t.runs[0].first, 0);
+  EXPECT_EQ(t.runs[0].count, 20);
+  EXPECT_EQ(t.runs[0].seq, 0);
+  EXPECT_EQ(t.runs[0].pos0, 0);
+  EXPECT_EQ(t.runs[1].first, 28);
+  EXPECT_EQ(t.runs[1].count, 8);
+  EXPECT_EQ(t.runs[1].seq, 3);
+  EXPECT_EQ(t.runs[1].pos0, 100);
 }
 
 TEST(AttentionTiles, GapsInPositionsOrSequencesSplitRuns) {
@@ -27,6 +37,9 @@ TEST(AttentionTiles, GapsInPositionsOrSequencesSplitRuns) {
   std::vector<int32_t> pos = {0, 1, 2, 3, 9, 10, 11, 12, 13, 14, 0, 1, 2, 3, 4, 5, 6, 7};
   AttentionTiles t = build_attention_tiles(seq, pos);
   EXPECT_EQ(t.tiles, (std::vector<int32_t>{10, 8}));
+  ASSERT_EQ(t.runs.size(), 1u);
+  EXPECT_EQ(t.runs[0].first, 10);
+  EXPECT_EQ(t.runs[0].pos0, 0);
   EXPECT_EQ(t.rest, (std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
   EXPECT_EQ(build_attention_tiles({}, {}).num_tiles(), 0);
 }
