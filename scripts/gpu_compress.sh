@@ -15,11 +15,8 @@ BUILD=${BUILD:-build/cuda}
 BUDGET=${GPU_BUDGET_S:-380}
 t0=$(date +%s)
 left() { echo $(( BUDGET - ($(date +%s) - t0) )); }
-NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-cmake --preset cuda -B "$BUILD" -DCMAKE_CUDA_COMPILER="$NVCC" -DLORASERVE_BENCH=ON \
-  -DLORASERVE_TEXT=OFF >"$OUT/configure.log" 2>&1 || { tail -20 "$OUT/configure.log"; exit 1; }
-cmake --build "$BUILD" -j"$(nproc)" --target backend_conformance_test loraserve \
-  >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" -A5 "$OUT/build.log" | head -60; exit 1; }
+. scripts/gpu_build.sh
+gpu_build "$BUILD" "$OUT" backend_conformance_test loraserve
 echo "build: $(( $(date +%s) - t0 )) s"
 LS="$BUILD/apps/loraserve/loraserve"
 declare -a rows

@@ -37,11 +37,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-cmake --preset cuda -B "$BUILD" -DCMAKE_CUDA_COMPILER="$NVCC" -DLORASERVE_BENCH=ON \
-  -DLORASERVE_TEXT=OFF >"$OUT/configure.log" 2>&1 || { tail -20 "$OUT/configure.log"; exit 1; }
-cmake --build "$BUILD" -j"$(nproc)" --target gpu_perf_bench >"$OUT/build.log" 2>&1 ||
-  { grep -E "error|FAILED" -A5 "$OUT/build.log" | head -60; exit 1; }
+. scripts/gpu_build.sh
+gpu_build "$BUILD" "$OUT" gpu_perf_bench
 echo "build: $(elapsed) s ($BUILD/bench/gpu_perf_bench)"
 [ $BUILD_ONLY = 1 ] && exit 0
 

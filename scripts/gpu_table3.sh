@@ -23,11 +23,8 @@ case "$part" in
   *) sed -n '2,13p' "$0"; exit 2 ;;
 esac
 t0=$(date +%s)
-NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-cmake --preset cuda -B "$BUILD" -DCMAKE_CUDA_COMPILER="$NVCC" -DLORASERVE_BENCH=ON \
-  -DLORASERVE_TEXT=OFF >"$OUT/configure.log" 2>&1 || { tail -20 "$OUT/configure.log"; exit 1; }
-cmake --build "$BUILD" -j"$(nproc)" --target loraserve >"$OUT/build.log" 2>&1 ||
-  { grep -E "error|FAILED" -A5 "$OUT/build.log" | head -60; exit 1; }
+. scripts/gpu_build.sh
+gpu_build "$BUILD" "$OUT" loraserve
 echo "build: $(( $(date +%s) - t0 )) s"
 LS="$BUILD/apps/loraserve/loraserve"
 A=/tmp/t3_adapters
