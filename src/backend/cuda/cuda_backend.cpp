@@ -447,7 +447,7 @@ class CudaBackend final : public Backend {
   static constexpr int64_t kMinGemmRun = 64;
   bool runs_as_gemms(const AttentionBatch& b) const {
     if (b.num_runs <= 0 || !b.runs || b.num_tiles <= 0 || capturing_) return false;
-    if (b.num_q_heads % b.num_kv_heads != 0) return false;
+    if (b.num_kv_heads <= 0 || b.head_dim <= 0 || b.num_q_heads % b.num_kv_heads != 0) return false;
     int64_t tokens = 0;
     for (int32_t i = 0; i < b.num_runs; ++i) tokens += b.runs[i].count;
     return tokens >= kMinGemmRun * b.num_runs;
