@@ -30,6 +30,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -139,7 +140,8 @@ Json flags_json(const Flags& f) {
             {"new_tokens", f.peer_new},
             {"adapters", f.peer_adapters}}},
           {"section_timeout_s", f.section_timeout_s},
-          {"skinny_gemm_max_rows", f.skinny_gemm_max_rows}};
+          {"skinny_gemm_max_rows", f.skinny_gemm_max_rows},
+          {"kv_dtype", std::string(dtype_name(f.kv_dtype))}};
 }
 
 // Runs one section in this process; every failure becomes {"status": "error", ...}.
@@ -363,6 +365,9 @@ int main(int argc, char** argv) {
   app.add_option("--skinny-gemm-max-rows", f.skinny_gemm_max_rows,
                  "GEMMs of at most this many rows take the skinny decode kernel (0: cuBLAS)")
       ->check(CLI::Range(0, 16));
+  app.add_option("--kv-dtype", f.kv_dtype, "Element type of the page stores: bf16 or fp32")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, ls::DType>{{"bf16", ls::DType::kBF16}, {"fp32", ls::DType::kF32}}));
   app.add_option("--section-timeout", f.section_timeout_s, "Seconds before a section is killed");
   app.add_option("--time-budget", time_budget,
                  "Seconds for the whole run: sections not started by then are skipped (0: none)");

@@ -65,8 +65,9 @@ int run(const Flags& f) {
                                make_random_adapter(c, name, r, f.seed + 1000 + i)));
   }
   BatchGeneratorOptions opts;
+  opts.kv_dtype = kv_cache_dtype("auto", *be).value();
   auto pool = kv_pool_bytes(*be, c, f.gpu_memory_utilization, opts.max_tokens_per_step,
-                            opts.max_num_seqs, 1ll << 30);
+                            opts.max_num_seqs, 1ll << 30, opts.kv_dtype);
   if (!pool.ok()) return std::fprintf(stderr, "%s\n", pool.status().message().c_str()), 1;
   opts.max_kv_bytes = pool.value();
   BatchGenerator gen(*model.value(), adapters, opts);

@@ -48,18 +48,24 @@ run_suite backend_conformance_test conformance.log
 run_suite cuda_golden_test golden.log
 run_suite cuda_graph_test graphs.log
 
-# 2. The CLI: generate on a golden fixture with --device cuda equals --device cpu (greedy).
+# 2. The CLI: generate on a golden fixture with --device cuda equals --device cpu (greedy),
+#    with an fp32 page pool and with a bf16 one (both devices round the same values).
 fx=tests/fixtures/golden/gqa_bf16
 args="--model $fx --lora a=$fx/adapters/$(ls $fx/adapters | head -1) --adapter a --prompt-ids 1,5,9,13 --max-tokens 8 --output json"
-"$BUILD/apps/loraserve/loraserve" generate $args --device cuda >"$OUT/gen_cuda.json" 2>"$OUT/gen_cuda.err"
-rc_c=$?
-"$BUILD/apps/loraserve/loraserve" generate $args --device cpu >"$OUT/gen_cpu.json" 2>"$OUT/gen_cpu.err"
 tok() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokens"])' "$1" 2>/dev/null; }
-if [ $rc_c = 0 ] && [ -n "$(tok "$OUT/gen_cuda.json")" ] && [ "$(tok "$OUT/gen_cuda.json")" = "$(tok "$OUT/gen_cpu.json")" ]; then
-  record "loraserve generate --device cuda == --device cpu" pass "$(tok "$OUT/gen_cuda.json")"
-else
-  record "loraserve generate --device cuda == --device cpu" FAIL "rc=$rc_c, see gen_*.json/err"
-fi
+for kvd in fp32 bf16; do
+  "$BUILD/apps/loraserve/loraserve" generate $args --kv-cache-dtype $kvd --device cuda \
+    >"$OUT/gen_cuda_$kvd.json" 2>"$OUT/gen_cuda_$kvd.err"
+  rc_c=$?
+  "$BUILD/apps/loraserve/loraserve" generate $args --kv-cache-dtype $kvd --device cpu \
+    >"$OUT/gen_cpu_$kvd.json" 2>"$OUT/gen_cpu_$kvd.err"
+  t_c=$(tok "$OUT/gen_cuda_$kvd.json")
+  if [ $rc_c = 0 ] && [ -n "$t_c" ] && [ "$t_c" = "$(tok "$OUT/gen_cpu_$kvd.json")" ]; then
+    record "loraserve generate --device cuda == cpu ($kvd KV)" pass "$t_c"
+  else
+    record "loraserve generate --device cuda == cpu ($kvd KV)" FAIL "rc=$rc_c, see gen_*_$kvd.json/err"
+  fi
+done
 
 # 3. Real shapes with random bf16 weights made on the GPU, mixed adapters through the engine.
 for shape in llama2-7b llama3-8b; do

@@ -274,6 +274,7 @@ Command add_bench_command(CLI::App& app) {
   add_policy_flags(sub, &o.policy, &o.ttft_slo_ms);
   add_device_flag(sub, &o.device);
   add_gpu_memory_flag(sub, &o.gpu_memory_utilization);
+  add_kv_cache_dtype_flag(sub, &o.kv_cache_dtype);
   f->o_gpu = sub->get_option("--gpu-memory-utilization");
   // Output
   sub->add_option("--slo-ttft", o.slo_ttft_s, "TTFT SLO in seconds for attainment and goodput")

@@ -46,6 +46,7 @@ struct BenchOptions {
   double ttft_slo_ms = 0.0;
   std::string device;
   double gpu_memory_utilization = 0.9;
+  std::string kv_cache_dtype = "auto";
   bool gpu_memory_given = false;
   // HTTP
   std::string url, api_key, served_model;

@@ -261,9 +261,10 @@ class Runner {
     } else {
       LS_ASSIGN_OR_RETURN(model_, LlamaModel::load(model_dir_, *backend_));
     }
-    LS_ASSIGN_OR_RETURN(pool_bytes_,
-                        kv_pool_bytes(*backend_, config_, o_.gpu_memory_utilization,
-                                      o_.max_tokens_per_step, o_.max_num_seqs, o_.pool_bytes));
+    LS_ASSIGN_OR_RETURN(kv_dtype_, kv_cache_dtype(o_.kv_cache_dtype, *backend_));
+    LS_ASSIGN_OR_RETURN(pool_bytes_, kv_pool_bytes(*backend_, config_, o_.gpu_memory_utilization,
+                                                   o_.max_tokens_per_step, o_.max_num_seqs,
+                                                   o_.pool_bytes, kv_dtype_));
     return ok_status();
   }
 
@@ -362,6 +363,7 @@ class Runner {
       cfg.engine.max_num_seqs = o_.max_num_seqs;
       cfg.engine.max_tokens_per_step = o_.max_tokens_per_step;
       cfg.engine.pool_bytes = pool_bytes_;
+      cfg.engine.kv_dtype = kv_dtype_;
       cfg.engine.adapters.host_budget_bytes = o_.host_bytes;
       cfg.engine.policy = o_.policy;
       cfg.engine.ttft_slo_ms = o_.ttft_slo_ms;
@@ -415,6 +417,8 @@ class Runner {
          {{"max_num_seqs", o_.max_num_seqs},
           {"max_tokens_per_step", o_.max_tokens_per_step},
           {"pool_bytes", o_.mode == BenchMode::kInProcess ? pool_bytes_ : o_.pool_bytes},
+          {"kv_cache_dtype", o_.mode == BenchMode::kInProcess ? std::string(dtype_name(kv_dtype_))
+                                                              : o_.kv_cache_dtype},
           {"host_adapter_cache_bytes", o_.host_bytes},
           {"max_active_adapters", o_.policy.max_active_adapters},
           {"vtc", o_.policy.vtc},
@@ -432,6 +436,7 @@ class Runner {
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<LlamaModel> model_;
   int64_t pool_bytes_ = 0;
+  DType kv_dtype_ = DType::kF32;
 };
 
 }  // namespace

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "memory/page_store.h"
+
 #ifdef LORASERVE_HAS_CUDA
 #include "backend/cuda/cuda_backend.h"
 #endif
@@ -27,6 +29,21 @@ void add_enforce_eager_flag(CLI::App* sub, bool* enforce_eager) {
   sub->add_flag("--enforce-eager", *enforce_eager,
                 "Run every step op by op: no CUDA graphs for decode steps (cuda)")
       ->envname("LORASERVE_ENFORCE_EAGER");
+}
+
+void add_kv_cache_dtype_flag(CLI::App* sub, std::string* kv_dtype) {
+  sub->add_option("--kv-cache-dtype", *kv_dtype,
+                  "Element type of the KV cache and of resident adapter rows: auto (bf16 on cuda, "
+                  "fp32 on cpu), fp32 or bf16")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+      ->envname("LORASERVE_KV_CACHE_DTYPE");
+}
+
+Result<DType> kv_cache_dtype(const std::string& flag, const Backend& backend) {
+  if (flag.empty() || flag == "auto") return backend.name() == "cuda" ? DType::kBF16 : DType::kF32;
+  if (flag == "fp32") return DType::kF32;
+  if (flag == "bf16") return DType::kBF16;
+  return invalid_argument("--kv-cache-dtype must be auto, fp32 or bf16, got '" + flag + "'");
 }
 
 std::string default_device() {
@@ -55,8 +72,8 @@ Result<std::unique_ptr<Backend>> make_backend(const std::string& device, bool en
 }
 
 Result<int64_t> kv_pool_bytes(Backend& backend, const ModelConfig& c, double utilization,
-                              int32_t max_tokens_per_step, int32_t max_num_seqs,
-                              int64_t cpu_bytes) {
+                              int32_t max_tokens_per_step, int32_t max_num_seqs, int64_t cpu_bytes,
+                              DType kv_dtype) {
   if (backend.name() != "cuda") return cpu_bytes;
 #ifdef LORASERVE_HAS_CUDA
   // One step's activations (fp32, plus the bf16 copies GEMMs take), the logits of every
@@ -74,13 +91,14 @@ Result<int64_t> kv_pool_bytes(Backend& backend, const ModelConfig& c, double uti
                       cuda_pool_bytes(backend, utilization, static_cast<size_t>(workspace)));
   // At most 2^24 one-token pages (16M tokens of KV): small models would otherwise get
   // hundreds of millions of pages (and page ids are int32).
-  const int64_t token_bytes = 2ll * c.num_layers * c.kv_dim() * 4;
+  const int64_t token_bytes = PageStore::page_bytes(c.num_layers, 1, c.kv_dim(), kv_dtype);
   return std::min(pool, token_bytes << 24);
 #else
   (void)c;
   (void)utilization;
   (void)max_tokens_per_step;
   (void)max_num_seqs;
+  (void)kv_dtype;
   return failed_precondition("no CUDA backend in this build");
 #endif
 }

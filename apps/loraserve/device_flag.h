@@ -19,6 +19,13 @@ void add_device_flag(CLI::App* sub, std::string* device);
 void add_gpu_memory_flag(CLI::App* sub, double* utilization);
 // Adds --enforce-eager (env LORASERVE_ENFORCE_EAGER): no CUDA graphs for decode steps.
 void add_enforce_eager_flag(CLI::App* sub, bool* enforce_eager);
+// Adds --kv-cache-dtype auto|fp32|bf16 (env LORASERVE_KV_CACHE_DTYPE).
+void add_kv_cache_dtype_flag(CLI::App* sub, std::string* kv_dtype);
+
+// The page pool's dtype for the --kv-cache-dtype value on `backend`: "auto" (or empty) is bf16
+// on cuda (vLLM's choice: half the bytes of KV and adapter rows) and fp32 on the CPU (the exact
+// reference).
+Result<DType> kv_cache_dtype(const std::string& flag, const Backend& backend);
 
 // "cuda" when this build has the CUDA backend and a GPU is visible, else "cpu".
 std::string default_device();
@@ -31,7 +38,9 @@ Result<std::unique_ptr<Backend>> make_backend(const std::string& device,
 // Bytes for the page pool (KV + adapters). On CUDA: utilization x device memory, minus what
 // is in use now (call after the weights are loaded) and the step workspace estimated from the
 // model and the batch limits. On the CPU: cpu_bytes.
+// kv_dtype sizes the cap of 2^24 one-token pages.
 Result<int64_t> kv_pool_bytes(Backend& backend, const ModelConfig& c, double utilization,
-                              int32_t max_tokens_per_step, int32_t max_num_seqs, int64_t cpu_bytes);
+                              int32_t max_tokens_per_step, int32_t max_num_seqs, int64_t cpu_bytes,
+                              DType kv_dtype);
 
 }  // namespace ls

@@ -52,6 +52,7 @@ struct GenerateFlags {
   std::string device;  // "" = cuda when a GPU is visible, else cpu
   double gpu_memory_utilization = 0.9;
   bool enforce_eager = false;
+  std::string kv_cache_dtype = "auto";
 };
 
 Result<std::vector<GenerationRequest>> read_requests(const std::string& path) {
@@ -160,8 +161,12 @@ int run_generate(const GenerateFlags& f) {
   opts.max_tokens_per_step = f.max_tokens_per_step;
   opts.policy = f.policy;
   opts.ttft_slo_ms = f.ttft_slo_ms;
-  auto pool = kv_pool_bytes(*backend, model.value()->config(), f.gpu_memory_utilization,
-                            f.max_tokens_per_step, f.max_num_seqs, opts.max_kv_bytes);
+  auto kv_dtype = kv_cache_dtype(f.kv_cache_dtype, *backend);
+  if (!kv_dtype.ok()) return fail(kv_dtype.status().message());
+  opts.kv_dtype = kv_dtype.value();
+  auto pool =
+      kv_pool_bytes(*backend, model.value()->config(), f.gpu_memory_utilization,
+                    f.max_tokens_per_step, f.max_num_seqs, opts.max_kv_bytes, opts.kv_dtype);
   if (!pool.ok()) return fail(pool.status().message());
   opts.max_kv_bytes = pool.value();
   BatchGenerator gen(*model.value(), adapters, opts);
@@ -223,6 +228,7 @@ Command add_generate_command(CLI::App& app) {
   add_device_flag(sub, &f->device);
   add_gpu_memory_flag(sub, &f->gpu_memory_utilization);
   add_enforce_eager_flag(sub, &f->enforce_eager);
+  add_kv_cache_dtype_flag(sub, &f->kv_cache_dtype);
   sub->footer(
       "Examples:\n"
       "  loraserve generate --model M --prompt-ids 1,2,3 --max-tokens 8 --output json\n"

@@ -50,6 +50,7 @@ struct ServeFlags {
   std::string device;  // "" = cuda when a GPU is visible, else cpu
   double gpu_memory_utilization = 0.9;
   bool enforce_eager = false;
+  std::string kv_cache_dtype = "auto";
 };
 
 // Lets a server with thousands of streams open enough sockets.
@@ -111,8 +112,10 @@ int run_serve(const ServeFlags& f) {
   // Bundles before the pool is sized: shared ones take device memory.
   auto bundles = load_bundles(f.lora_bundles, f.bundle_serving, model.value()->config(), *backend);
   if (!bundles.ok()) return fail(bundles.status().message());
+  auto kv_dtype = kv_cache_dtype(f.kv_cache_dtype, *backend);
+  if (!kv_dtype.ok()) return fail(kv_dtype.status().message());
   auto pool = kv_pool_bytes(*backend, model.value()->config(), f.gpu_memory_utilization,
-                            f.max_tokens_per_step, f.max_num_seqs, f.pool_bytes);
+                            f.max_tokens_per_step, f.max_num_seqs, f.pool_bytes, kv_dtype.value());
   if (!pool.ok()) return fail(pool.status().message());
   const ModelConfig& config = model.value()->config();
   if (f.max_model_len > config.max_position_embeddings)
@@ -125,6 +128,7 @@ int run_serve(const ServeFlags& f) {
   eo.max_tokens_per_step = f.max_tokens_per_step;
   eo.page_size = f.page_size;
   eo.pool_bytes = pool.value();
+  eo.kv_dtype = kv_dtype.value();
   eo.max_queue = f.max_queue;
   eo.adapters.host_budget_bytes = f.host_adapter_cache_bytes;
   eo.adapters.max_lora_rank = f.max_lora_rank;
@@ -278,6 +282,7 @@ Command add_serve_command(CLI::App& app) {
   add_device_flag(sub, &f->device);
   add_gpu_memory_flag(sub, &f->gpu_memory_utilization);
   add_enforce_eager_flag(sub, &f->enforce_eager);
+  add_kv_cache_dtype_flag(sub, &f->kv_cache_dtype);
   return {sub, [f]() { return run_serve(*f); }};
 }
 

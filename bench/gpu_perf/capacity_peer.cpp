@@ -94,10 +94,10 @@ RunResult run_batch(Engine& engine, EventLog& log, const ModelConfig& c,
 Json capacity_fit(Ctx& ctx, Rig& rig, int* fit_qkvo) {
   const ModelConfig& c = rig.c;
   const int seqs = 64, tokens = std::min(1024, c.max_position_embeddings);
-  const int64_t pool_bytes =
-      must(kv_pool_bytes(*rig.be, c, ctx.f.capacity_utilization, 2048, seqs, 512ll << 20),
-           "page pool size (--capacity-utilization)");
-  const int64_t pb = page_bytes(c);
+  const int64_t pool_bytes = must(kv_pool_bytes(*rig.be, c, ctx.f.capacity_utilization, 2048, seqs,
+                                                512ll << 20, ctx.f.kv_dtype),
+                                  "page pool size (--capacity-utilization)");
+  const int64_t pb = page_bytes(c, ctx.f.kv_dtype);
   const int64_t num_pages = std::min<int64_t>(pool_bytes / pb, 1 << 30);
   const int64_t kv_pages = static_cast<int64_t>(seqs) * tokens;
   const int64_t reserve = std::min<int64_t>(num_pages / 10, seqs);  // the Engine's default
@@ -109,8 +109,7 @@ Json capacity_fit(Ctx& ctx, Rig& rig, int* fit_qkvo) {
       static_cast<long long>(num_pages), static_cast<double>(pb) / (1 << 20), seqs, tokens,
       static_cast<long long>(kv_pages), static_cast<long long>(reserve),
       static_cast<long long>(room));
-  Table t({"rank-16 adapter", "pages each", "MiB each", "fit (computed)", "fit (placed)",
-           "fit if KV and adapters were bf16"});
+  Table t({"rank-16 adapter", "pages each", "MiB each", "fit (computed)", "fit (placed)"});
   Json rows = Json::array();
   const std::vector<std::pair<std::string, std::vector<LoraTarget>>> kinds = {
       {"q,k,v,o", qkvo()}, {"all 7 modules", all_targets()}};
@@ -118,45 +117,43 @@ Json capacity_fit(Ctx& ctx, Rig& rig, int* fit_qkvo) {
     const LoraAdapter a = shape_adapter(c, name, 16, targets);
     const int64_t need = adapter_pages_needed(a, c, c.kv_dim());
     const int64_t computed = room > 0 ? room / need : 0;
-    const double bf16_room = static_cast<double>(pool_bytes) -
-                             static_cast<double>(kv_pages * kv_token_bytes(c, 2)) -
-                             static_cast<double>(reserve * pb) / 2;
-    const int64_t projected =
-        bf16_room > 0 ? static_cast<int64_t>(bf16_room / (static_cast<double>(need * pb) / 2)) : 0;
     int64_t placed = 0;
     double fragmentation = 0;
     if (room > 0) {  // the real pool on the device, filled until it is full
       PagePool pool(static_cast<int32_t>(num_pages));
-      PageStore store(*rig.be, c.num_layers, pool.num_pages(), 1, c.kv_dim());
+      PageStore store(*rig.be, c.num_layers, pool.num_pages(), 1, c.kv_dim(), ctx.f.kv_dtype);
       PageList kv(&pool, PageKind::kKv);
       must(kv.grow(static_cast<size_t>(kv_pages)), "KV pages");
       std::vector<std::unique_ptr<ResidentAdapter>> list;
       int64_t used = 0, allocated = 0;
       while (pool.num_free() >= need + reserve) {
         list.push_back(place(a, c, pool, store, *rig.be, false));
-        used += list.back()->used_floats;
-        allocated += list.back()->allocated_floats;
+        used += list.back()->used_elems;
+        allocated += list.back()->allocated_elems;
       }
       placed = static_cast<int64_t>(list.size());
       fragmentation = allocated > 0 ? 1.0 - static_cast<double>(used) / allocated : 0;
     }
     if (name == "q,k,v,o") *fit_qkvo = static_cast<int>(placed);
     t.row({name, std::to_string(need), strf("%.0f", static_cast<double>(need * pb) / (1 << 20)),
-           std::to_string(computed), room > 0 ? std::to_string(placed) : "0 (KV alone overflows)",
-           std::to_string(projected)});
+           std::to_string(computed), room > 0 ? std::to_string(placed) : "0 (KV alone overflows)"});
     rows.push_back({{"targets", name},
                     {"pages_each", need},
                     {"fit_computed", computed},
                     {"fit_placed", placed},
-                    {"fragmentation", fragmentation},
-                    {"fit_projected_bf16", projected}});
+                    {"fragmentation", fragmentation}});
   }
   t.print(
-      strf("[7 capacity] rank-16 adapters resident next to %d sequences x %d tokens (fp32 "
-           "KV as stored; the projection halves KV and adapter bytes)",
-           seqs, tokens));
-  return {{"pool_bytes", pool_bytes}, {"page_bytes", pb},         {"num_pages", num_pages},
-          {"kv_pages", kv_pages},     {"reserve_pages", reserve}, {"rows", rows}};
+      strf("[7 capacity] rank-16 adapters resident next to %d sequences x %d tokens (%s KV "
+           "and adapter pages)",
+           seqs, tokens, std::string(dtype_name(ctx.f.kv_dtype)).c_str()));
+  return {{"pool_bytes", pool_bytes},
+          {"page_bytes", pb},
+          {"num_pages", num_pages},
+          {"kv_pages", kv_pages},
+          {"reserve_pages", reserve},
+          {"kv_dtype", std::string(dtype_name(ctx.f.kv_dtype))},
+          {"rows", rows}};
 }
 
 }  // namespace

@@ -75,8 +75,9 @@ std::unique_ptr<Engine> make_engine(const Ctx& ctx, Rig& rig, int max_num_seqs,
   EngineOptions o;
   o.max_num_seqs = max_num_seqs;
   o.max_tokens_per_step = 2048;
+  o.kv_dtype = ctx.f.kv_dtype;
   o.pool_bytes = must(kv_pool_bytes(*rig.be, rig.c, ctx.f.gpu_memory_utilization,
-                                    o.max_tokens_per_step, max_num_seqs, 512ll << 20),
+                                    o.max_tokens_per_step, max_num_seqs, 512ll << 20, o.kv_dtype),
                       "page pool size (--gpu-memory-utilization)");
   o.adapters.host_budget_bytes = static_cast<int64_t>(ctx.f.host_budget_gib * 1073741824.0);
   o.adapters.loader_threads = ctx.f.loader_threads;

@@ -29,7 +29,7 @@ ModuleTables build_tables(Backend& be, const ModelConfig& c, LoraTarget target,
                           const std::vector<int32_t>& token_slot) {
   const size_t ns = slots.size(), layers = static_cast<size_t>(c.num_layers);
   const auto ti = static_cast<size_t>(target);
-  std::vector<const float*> chunks;
+  std::vector<const void*> chunks;
   std::vector<int64_t> firsts(2 * layers * ns);
   std::vector<int32_t> ranks(layers * ns);
   std::vector<float> scales(layers * ns);
@@ -67,8 +67,9 @@ ModuleTables build_tables(Backend& be, const ModelConfig& c, LoraTarget target,
     b.max_rank = max_rank;
     b.in_dim = lora_in_dim(c, target);
     b.out_dim = lora_out_dim(c, target);
-    b.chunk_floats = c.kv_dim();
-    b.chunks = mt.chunks.as<const float*>();
+    b.chunk_elems = c.kv_dim();
+    b.dtype = slots.empty() ? DType::kF32 : slots.front()->dtype;
+    b.chunks = mt.chunks.as<const void*>();
     b.a_first = mt.firsts.as<int64_t>() + (2 * l) * ns;
     b.bt_first = mt.firsts.as<int64_t>() + (2 * l + 1) * ns;
     b.rank = mt.ranks.as<int32_t>() + l * ns;
@@ -110,11 +111,11 @@ void lora_rows(Ctx& ctx, Rig& rig, std::vector<KernelRow>* rows) {
   const LoraAdapter proto = shape_adapter(c, "q_r64", 64, {LoraTarget::kQ});
   const int64_t pages =
       static_cast<int64_t>(max_adapters) * adapter_pages_needed(proto, c, c.kv_dim());
-  const std::string why =
-      check_fits(rig, ctx, pages * page_bytes(c), strf("%d rank-64 q_proj adapters", max_adapters));
+  const std::string why = check_fits(rig, ctx, pages * page_bytes(c, ctx.f.kv_dtype),
+                                     strf("%d rank-64 q_proj adapters", max_adapters));
   if (!why.empty()) throw std::runtime_error(why);
   PagePool pool(static_cast<int32_t>(pages));
-  PageStore store(*rig.be, c.num_layers, pool.num_pages(), 1, c.kv_dim());
+  PageStore store(*rig.be, c.num_layers, pool.num_pages(), 1, c.kv_dim(), ctx.f.kv_dtype);
   zero_store(*rig.be, store);
   const int64_t in = lora_in_dim(c, LoraTarget::kQ), out_dim = lora_out_dim(c, LoraTarget::kQ);
   const int64_t max_tokens = std::max<int64_t>(max_batch, pf_seqs * pf_len);
@@ -141,7 +142,8 @@ void lora_rows(Ctx& ctx, Rig& rig, std::vector<KernelRow>* rows) {
       auto shrink = [&] { rig.be->lora_shrink(x.as<float>(), n, next(), v.as<float>()); };
       auto expand = [&] { rig.be->lora_expand(v.as<float>(), n, next(), y.as<float>()); };
       // Adapter bytes: every distinct adapter's rows once (a segment reads its adapter once).
-      const double a_bytes = 4.0 * nslots * r * in, bt_bytes = 4.0 * nslots * r * out_dim;
+      const double eb = static_cast<double>(dtype_size(ctx.f.kv_dtype));
+      const double a_bytes = eb * nslots * r * in, bt_bytes = eb * nslots * r * out_dim;
       const std::string shape =
           prefill ? strf("%d x %d tokens, %d adapters, rank %d", pf_seqs, pf_len, nslots, r)
                   : strf("batch %d, %d adapters, rank %d", n, nslots, r);
@@ -171,7 +173,9 @@ void attention_rows(Ctx& ctx, Rig& rig, SectionOut& out, std::vector<KernelRow>*
       ctx.f.quick ? std::vector<int>{512, 2048} : std::vector<int>{512, 2048, 4000};
   for (int& k : contexts) k = std::min(k, c.max_position_embeddings - 1);
   contexts.erase(std::unique(contexts.begin(), contexts.end()), contexts.end());
-  const int64_t layer_token_bytes = 2ll * c.kv_dim() * 4;  // K + V of one token, one layer
+  // K + V of one token, one layer
+  const int64_t layer_token_bytes =
+      2ll * c.kv_dim() * static_cast<int64_t>(dtype_size(ctx.f.kv_dtype));
   int64_t max_pages = 0;
   for (int b : batches)
     for (int k : contexts) {
@@ -181,7 +185,7 @@ void attention_rows(Ctx& ctx, Rig& rig, SectionOut& out, std::vector<KernelRow>*
       if (why.empty()) max_pages = std::max(max_pages, p);
     }
   if (max_pages == 0) throw std::runtime_error("no attention configuration fits");
-  PageStore store(*rig.be, 1, static_cast<int32_t>(max_pages), 1, c.kv_dim());
+  PageStore store(*rig.be, 1, static_cast<int32_t>(max_pages), 1, c.kv_dim(), ctx.f.kv_dtype);
   zero_store(*rig.be, store);
   const LayerKv kv = store.layer(0);
   const int max_b = *std::max_element(batches.begin(), batches.end());

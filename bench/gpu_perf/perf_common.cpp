@@ -168,8 +168,8 @@ int64_t kv_token_bytes(const ModelConfig& c, int elem_bytes) {
   return 2ll * c.num_layers * c.kv_dim() * elem_bytes;
 }
 
-int64_t page_bytes(const ModelConfig& c) {
-  return kv_token_bytes(c, 4);
+int64_t page_bytes(const ModelConfig& c, DType kv_dtype) {
+  return kv_token_bytes(c, static_cast<int>(dtype_size(kv_dtype)));
 }
 
 namespace {
@@ -235,7 +235,8 @@ ForwardBatch prefill_batch(const ModelConfig& c, int seqs, int len,
 }
 
 void zero_store(Backend& be, const PageStore& store) {
-  const size_t bytes = static_cast<size_t>(store.num_pages()) * store.chunk_floats() * 4;
+  const size_t bytes =
+      static_cast<size_t>(store.num_pages()) * store.chunk_elems() * dtype_size(store.dtype());
   for (int32_t l = 0; l < store.num_layers(); ++l) {
     const LayerKv kv = store.layer(l);
     be.fill_zero(kv.k, bytes);

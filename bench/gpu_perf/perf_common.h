@@ -50,6 +50,7 @@ struct Flags {
   double section_timeout_s = 300;  // a section still running then is killed (fork mode)
   std::string work_dir;            // adapters written to disk go here (a temp dir by default)
   int skinny_gemm_max_rows = 1;    // CudaBackendOptions: 0 sends decode GEMMs to cuBLAS
+  DType kv_dtype = DType::kBF16;   // of every page store (KV and adapter rows)
 };
 
 // Device ceilings measured in the same run: the floors of the other sections divide by them.
@@ -142,7 +143,7 @@ int64_t decode_weight_bytes(const ModelConfig& c);
 // K and V of one token over all layers at `elem_bytes` per element (4 = fp32 as stored now).
 int64_t kv_token_bytes(const ModelConfig& c, int elem_bytes);
 // Bytes one page of the PageStore takes (page_size 1: the fp32 K and V of one token).
-int64_t page_bytes(const ModelConfig& c);
+int64_t page_bytes(const ModelConfig& c, DType kv_dtype);
 
 // ---- batches over pages that exist ----
 // `seqs` sequences; sequence s owns pages[s * (context + 1) + p] for p in [0, context] (page

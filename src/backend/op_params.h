@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "base/dtype.h"
+
 namespace ls {
 
 struct RopeParams {
@@ -13,10 +15,19 @@ struct RopeParams {
   int32_t num_kv_heads = 0;
 };
 
-// One layer's K and V caches: page p holds `page_size` token vectors of `kv_width` floats.
+// The element types a KV cache (and the adapter rows sharing its pages) may be stored in:
+// fp32 (exact, the CPU default) or bf16 (half the bytes, vLLM's default on GPUs). Values are
+// written rounded to nearest even and read widened to fp32; all math stays fp32.
+inline bool kv_dtype_supported(DType t) {
+  return t == DType::kF32 || t == DType::kBF16;
+}
+
+// One layer's K and V caches: page p holds `page_size` token vectors of `kv_width` elements of
+// `dtype`.
 struct LayerKv {
-  float* k = nullptr;  // [num_pages, page_size, kv_width]
-  float* v = nullptr;  // [num_pages, page_size, kv_width]
+  void* k = nullptr;  // [num_pages, page_size, kv_width]
+  void* v = nullptr;  // [num_pages, page_size, kv_width]
+  DType dtype = DType::kF32;
   int32_t page_size = 1;
   int32_t kv_width = 0;  // num_kv_heads * head_dim
 };
@@ -59,22 +70,24 @@ struct AttentionBatch {
 
 // The LoRA factors of one module (say layer 3's q_proj) for every adapter slot in the batch,
 // read through page tables: each row of A [rank, in_dim] and of B^T [rank, out_dim] is split
-// into chunks of `chunk_floats` floats (one page's K or V block of this layer); chunk k of row j
-// of slot s's A is chunks[a_first[s] + j * ceil(in_dim / chunk_floats) + k] and holds elements
-// [k * chunk_floats, min(in_dim, (k + 1) * chunk_floats)). A slot whose adapter does not touch
+// into chunks of `chunk_elems` elements of `dtype` (one page's K or V block of this layer, so
+// the KV cache's dtype); chunk k of row j
+// of slot s's A is chunks[a_first[s] + j * ceil(in_dim / chunk_elems) + k] and holds elements
+// [k * chunk_elems, min(in_dim, (k + 1) * chunk_elems)). A slot whose adapter does not touch
 // this module has rank 0.
 struct LoraModuleBatch {
   int32_t num_slots = 0;
   int32_t max_rank = 0;  // v is [n, max_rank]
   int64_t in_dim = 0;
   int64_t out_dim = 0;
-  int64_t chunk_floats = 0;
-  const float* const* chunks = nullptr;  // chunk pointers of every slot's A and B^T rows
-  const int64_t* a_first = nullptr;      // [num_slots] index of A row 0, chunk 0 in `chunks`
-  const int64_t* bt_first = nullptr;     // [num_slots] index of B^T row 0, chunk 0
-  const int32_t* rank = nullptr;         // [num_slots]
-  const float* scale = nullptr;          // [num_slots] alpha / r (or alpha / sqrt(r) with rslora)
-  const int32_t* token_slot = nullptr;   // [n] slot of each token, -1 for none
+  int64_t chunk_elems = 0;
+  DType dtype = DType::kF32;            // of the chunks: kF32 or kBF16
+  const void* const* chunks = nullptr;  // chunk pointers of every slot's A and B^T rows
+  const int64_t* a_first = nullptr;     // [num_slots] index of A row 0, chunk 0 in `chunks`
+  const int64_t* bt_first = nullptr;    // [num_slots] index of B^T row 0, chunk 0
+  const int32_t* rank = nullptr;        // [num_slots]
+  const float* scale = nullptr;         // [num_slots] alpha / r (or alpha / sqrt(r) with rslora)
+  const int32_t* token_slot = nullptr;  // [n] slot of each token, -1 for none
   // Runs of consecutive tokens with one slot (prefill), built once per forward.
   int32_t num_segments = 0;
   const int32_t* seg_start = nullptr;  // [num_segments + 1] token offsets

@@ -104,7 +104,7 @@ Result<ServedBundle> serve_bundle(const compress::Bundle& bundle, const ModelCon
         cm.ku = static_cast<int32_t>(bases.ku());
         cm.kv = static_cast<int32_t>(bases.kv());
         comp->max_k = std::max({comp->max_k, cm.ku, cm.kv});
-        res->used_floats += static_cast<int64_t>(m->coeffs.s.size());
+        res->used_elems += static_cast<int64_t>(m->coeffs.s.size());
       }
     res->max_rank = comp->max_k;
     res->compressed = std::move(comp);

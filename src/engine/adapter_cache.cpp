@@ -314,8 +314,8 @@ AdapterCacheStats AdapterCache::stats() const {
     if (e->fixed) ++s.resident;
     if (e->device && !e->copying) {
       ++s.resident;
-      s.used_floats += e->device->used_floats;
-      s.allocated_floats += e->device->allocated_floats;
+      s.used_elems += e->device->used_elems;
+      s.allocated_elems += e->device->allocated_elems;
     }
   }
   return s;

@@ -16,7 +16,7 @@ EngineOptions engine_options(const LlamaModel& model, const BatchGenerator::Adap
   for (const auto& [name, a] : adapters)
     largest_adapter = std::max(largest_adapter,
                                adapter_pages_needed(*a, c, static_cast<int64_t>(ps) * c.kv_dim()));
-  const int64_t page_bytes = 2ll * c.num_layers * ps * c.kv_dim() * 4;
+  const int64_t page_bytes = PageStore::page_bytes(c.num_layers, ps, c.kv_dim(), o.kv_dtype);
   const int64_t floor_pages = (c.max_position_embeddings + ps - 1) / ps + largest_adapter;
   const int64_t pages = o.num_pages > 0 ? o.num_pages : o.max_kv_bytes / page_bytes;
   EngineOptions e;
@@ -24,6 +24,7 @@ EngineOptions engine_options(const LlamaModel& model, const BatchGenerator::Adap
   e.max_num_seqs = std::max(1, o.max_num_seqs);
   e.max_tokens_per_step = std::max(1, o.max_tokens_per_step);
   e.page_size = std::max(1, o.page_size);
+  e.kv_dtype = o.kv_dtype;
   e.reserve_pages = 0;
   e.policy = o.policy;
   e.ttft_slo_ms = o.ttft_slo_ms;

@@ -18,6 +18,7 @@ struct BatchGeneratorOptions {
   int32_t page_size = 1;               // tokens per KV page
   int64_t max_kv_bytes = 1ll << 30;    // the page pool (KV and adapters)
   int32_t num_pages = 0;               // > 0 overrides max_kv_bytes
+  DType kv_dtype = DType::kF32;        // of the page pool: kF32 or kBF16
   PolicyOptions policy;                // admission policy (FCFS by default)
   double ttft_slo_ms = 0.0;            // > 0: early abort of requests that missed it
 };

@@ -11,14 +11,16 @@ namespace ls {
 Engine::Engine(const LlamaModel& model, EngineOptions options) : model_(model), options_(options) {
   const ModelConfig& c = model.config();
   Backend& be = model.backend();
+  LS_CHECK_MSG(kv_dtype_supported(options_.kv_dtype), "the KV cache is fp32 or bf16");
   const int64_t page_bytes =
-      2ll * c.num_layers * options_.page_size * c.kv_dim() * static_cast<int64_t>(sizeof(float));
+      PageStore::page_bytes(c.num_layers, options_.page_size, c.kv_dim(), options_.kv_dtype);
   int32_t num_pages = options_.num_pages;
   if (num_pages <= 0)
     num_pages =
         static_cast<int32_t>(std::clamp<int64_t>(options_.pool_bytes / page_bytes, 1, 1 << 30));
   pool_ = std::make_unique<PagePool>(num_pages);
-  store_ = std::make_unique<PageStore>(be, c.num_layers, num_pages, options_.page_size, c.kv_dim());
+  store_ = std::make_unique<PageStore>(be, c.num_layers, num_pages, options_.page_size, c.kv_dim(),
+                                       options_.kv_dtype);
   SchedulerConfig sc;
   sc.max_num_seqs = options_.max_num_seqs;
   sc.max_tokens_per_step = options_.max_tokens_per_step;

@@ -22,6 +22,7 @@ struct EngineOptions {
   int32_t page_size = 1;
   int32_t num_pages = 0;             // 0: pool_bytes / page bytes
   int64_t pool_bytes = 512ll << 20;  // the one pool for KV and adapter pages
+  DType kv_dtype = DType::kF32;      // of KV and adapter pages: kF32 or kBF16
   int32_t reserve_pages = -1;        // -1: min(num_pages / 10, max_num_seqs)
   int32_t max_queue = 0;             // 0: unbounded waiting queue
   AdapterCacheOptions adapters;

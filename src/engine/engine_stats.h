@@ -22,8 +22,8 @@ struct AdapterCacheStats {
   int64_t load_failures = 0;
   int64_t device_evictions = 0;
   int64_t host_evictions = 0;
-  int64_t used_floats = 0;       // LoRA weights in pages
-  int64_t allocated_floats = 0;  // capacity of the adapters' pages
+  int64_t used_elems = 0;       // LoRA weights in pages
+  int64_t allocated_elems = 0;  // capacity of the adapters' pages
   std::array<int64_t, kLoadLatencyBuckets.size() + 1> load_latency_counts{};  // last = +Inf
   double load_latency_sum_s = 0.0;
 };
@@ -46,10 +46,9 @@ struct EngineStats {
   AdapterCacheStats adapters;
   // Waste inside adapter pages: 1 - used / allocated (0 when no adapter is resident).
   double adapter_fragmentation() const {
-    return adapters.allocated_floats == 0
-               ? 0.0
-               : 1.0 - static_cast<double>(adapters.used_floats) /
-                           static_cast<double>(adapters.allocated_floats);
+    return adapters.allocated_elems == 0 ? 0.0
+                                         : 1.0 - static_cast<double>(adapters.used_elems) /
+                                                     static_cast<double>(adapters.allocated_elems);
   }
 };
 

@@ -28,30 +28,31 @@ int64_t layer_chunks(const LoraAdapter& a, const ModelConfig& c, int32_t l, int6
 
 }  // namespace
 
-int32_t adapter_pages_needed(const LoraAdapter& a, const ModelConfig& c, int64_t chunk_floats) {
+int32_t adapter_pages_needed(const LoraAdapter& a, const ModelConfig& c, int64_t chunk_elems) {
   int64_t most = 0;
   for (int32_t l = 0; l < c.num_layers; ++l)
-    most = std::max(most, layer_chunks(a, c, l, chunk_floats));
+    most = std::max(most, layer_chunks(a, c, l, chunk_elems));
   return static_cast<int32_t>((most + 1) / 2);
 }
 
 int32_t adapter_pages_needed(const LoraAdapter& a, const ModelConfig& c, const PageStore& store) {
-  return adapter_pages_needed(a, c, store.chunk_floats());
+  return adapter_pages_needed(a, c, store.chunk_elems());
 }
 
 ResidentAdapter place_adapter(const LoraAdapter& a, const ModelConfig& c, PageList pages,
                               const PageStore& store) {
-  const int64_t cf = store.chunk_floats();
+  const int64_t cf = store.chunk_elems();
   LS_CHECK(static_cast<int64_t>(pages.size()) >= adapter_pages_needed(a, c, store));
   ResidentAdapter r;
   r.name = a.name;
   r.max_rank = a.max_rank;
-  r.allocated_floats = static_cast<int64_t>(pages.size()) * 2 * c.num_layers * cf;
-  r.chunk_floats = cf;
+  r.allocated_elems = static_cast<int64_t>(pages.size()) * 2 * c.num_layers * cf;
+  r.chunk_elems = cf;
+  r.dtype = store.dtype();
   r.layers.resize(static_cast<size_t>(c.num_layers));
   for (int32_t l = 0; l < c.num_layers; ++l) {
     int64_t next = 0;  // next free chunk of this layer
-    auto take = [&]() -> const float* {
+    auto take = [&]() -> const void* {
       const int32_t page = pages.pages()[static_cast<size_t>(next / 2)];
       return store.chunk(l, page, static_cast<int32_t>(next++ % 2));
     };
@@ -66,7 +67,7 @@ ResidentAdapter place_adapter(const LoraAdapter& a, const ModelConfig& c, PageLi
       for (int64_t i = 0; i < m->rank * chunks_per_row(in, cf); ++i) rm.a_chunks.push_back(take());
       for (int64_t i = 0; i < m->rank * chunks_per_row(out, cf); ++i)
         rm.bt_chunks.push_back(take());
-      r.used_floats += m->rank * (in + out);
+      r.used_elems += m->rank * (in + out);
       r.layers[static_cast<size_t>(l)][static_cast<size_t>(t)] = std::move(rm);
     }
   }
@@ -76,17 +77,39 @@ ResidentAdapter place_adapter(const LoraAdapter& a, const ModelConfig& c, PageLi
 
 void copy_adapter(const LoraAdapter& a, const ModelConfig& c, const ResidentAdapter& dst,
                   Backend& backend) {
-  const int64_t cf = dst.chunk_floats;
+  const int64_t cf = dst.chunk_elems;
+  LS_CHECK_MSG(kv_dtype_supported(dst.dtype), "adapter pages are fp32 or bf16");
+  const bool bf16 = dst.dtype == DType::kBF16;
+  // A bf16 store takes a rounded copy of the whole adapter, alive until the upload returns.
+  std::vector<uint16_t> rounded;
+  size_t rounded_used = 0;
+  if (bf16) {
+    size_t total = 0;
+    for (const auto& layer : a.layers)
+      for (const auto& m : layer)
+        if (m) total += m->a.size() + m->bt.size();
+    rounded.resize(total);
+  }
+  const size_t elem = dtype_size(dst.dtype);
   // Every chunk of the adapter in one batch (one ordering wait on the device, not thousands).
   std::vector<UploadPiece> pieces;
   auto copy_rows = [&](const std::vector<float>& src, int32_t rank, int64_t dim,
-                       const std::vector<const float*>& chunks) {
+                       const std::vector<const void*>& chunks) {
+    const void* base = src.data();
+    if (bf16) {
+      uint16_t* dst = rounded.data() + rounded_used;
+      const float* from = src.data();
+      for (size_t i = 0, n = src.size(); i < n; ++i) dst[i] = f32_to_bf16(from[i]);
+      rounded_used += src.size();
+      base = dst;
+    }
     const int64_t per_row = chunks_per_row(dim, cf);
     for (int32_t j = 0; j < rank; ++j)
       for (int64_t k = 0; k < per_row; ++k) {
         const int64_t len = std::min(cf, dim - k * cf);
-        pieces.push_back({const_cast<float*>(chunks[static_cast<size_t>(j * per_row + k)]),
-                          src.data() + j * dim + k * cf, sizeof(float) * static_cast<size_t>(len)});
+        pieces.push_back({const_cast<void*>(chunks[static_cast<size_t>(j * per_row + k)]),
+                          static_cast<const char*>(base) + (j * dim + k * cf) * elem,
+                          elem * static_cast<size_t>(len)});
       }
   };
   for (int32_t l = 0; l < c.num_layers; ++l)

@@ -1,7 +1,9 @@
 // Where an adapter's LoRA rows live in the page pool, and copying them there.
 // Layer l's rows go into layer l's K and V blocks of the adapter's pages (two chunks of
-// chunk_floats per page per layer); a row of width d takes ceil(d / chunk_floats) chunks, so any
-// rank fits and the only waste is the tail of the last chunk of a row and of the last page.
+// chunk_elems per page per layer, in the store's dtype: fp32, or bf16 rounded to nearest even
+// as vLLM casts LoRA weights to the model dtype); a row of width d takes ceil(d / chunk_elems)
+// chunks, so any rank fits and the only waste is the tail of the last chunk of a row and of the
+// last page.
 #pragma once
 
 #include <array>
@@ -20,8 +22,8 @@ namespace ls {
 struct ResidentLoraModule {
   int32_t rank = 0;
   float scale = 0.0f;
-  std::vector<const float*> a_chunks;   // [rank * ceil(in_dim / chunk)] row-major by row
-  std::vector<const float*> bt_chunks;  // [rank * ceil(out_dim / chunk)]
+  std::vector<const void*> a_chunks;   // [rank * ceil(in_dim / chunk)] row-major by row
+  std::vector<const void*> bt_chunks;  // [rank * ceil(out_dim / chunk)]
 };
 
 // An adapter resident in pages; dropping it returns its pages to the pool. A compressed
@@ -30,9 +32,10 @@ struct ResidentAdapter {
   std::string name;
   int32_t max_rank = 0;
   PageList pages;
-  int64_t used_floats = 0;       // LoRA weights stored
-  int64_t allocated_floats = 0;  // capacity of its pages
-  int64_t chunk_floats = 0;      // floats per chunk of the store it lives in
+  int64_t used_elems = 0;       // LoRA weights stored (elements)
+  int64_t allocated_elems = 0;  // capacity of its pages
+  int64_t chunk_elems = 0;      // elements per chunk of the store it lives in
+  DType dtype = DType::kF32;    // of that store's elements
   std::vector<std::array<std::optional<ResidentLoraModule>, kNumLoraTargets>> layers;
   std::shared_ptr<const CompressedAdapter> compressed;
 };
@@ -40,8 +43,7 @@ struct ResidentAdapter {
 // Pages an adapter needs in `store` (the busiest layer decides).
 int32_t adapter_pages_needed(const LoraAdapter& adapter, const ModelConfig& c,
                              const PageStore& store);
-int32_t adapter_pages_needed(const LoraAdapter& adapter, const ModelConfig& c,
-                             int64_t chunk_floats);
+int32_t adapter_pages_needed(const LoraAdapter& adapter, const ModelConfig& c, int64_t chunk_elems);
 
 // Lays `adapter` out over `pages` (which must hold adapter_pages_needed pages) without copying.
 ResidentAdapter place_adapter(const LoraAdapter& adapter, const ModelConfig& c, PageList pages,

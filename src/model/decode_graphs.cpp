@@ -63,7 +63,7 @@ void DecodeGraphs::reallocate(size_t pages, size_t chunks) {
   t_.indices = make(t_.page_capacity * 4);
   t_.rows = make(B * 4);
   t_.token_slot = make(B * 4);
-  t_.chunks = make(t_.chunk_capacity * sizeof(const float*));
+  t_.chunks = make(t_.chunk_capacity * sizeof(const void*));
   t_.firsts = make(2 * modules * B * 8);
   t_.ranks = make(modules * B * 4);
   t_.scales = make(modules * B * 4);
@@ -90,8 +90,9 @@ DeviceBatch DecodeGraphs::device_batch(const Key& key) const {
     d.module_rank.assign(static_cast<size_t>(c.num_layers) * kNumLoraTargets, 0);
     for (size_t m = 0; m < d.module_rank.size(); ++m)
       if (key.mask & (1u << (m % kNumLoraTargets))) d.module_rank[m] = key.v_stride;
-    d.chunk_floats = chunk_floats_;
-    d.chunks = t_.chunks.as<const float*>();
+    d.chunk_elems = chunk_elems_;
+    d.chunk_dtype = chunk_dtype_;
+    d.chunks = t_.chunks.as<const void*>();
     d.firsts = t_.firsts.as<int64_t>();
     d.ranks = t_.ranks.as<int32_t>();
     d.scales = t_.scales.as<float>();
@@ -111,7 +112,7 @@ std::optional<Buffer> DecodeGraphs::run(const ForwardBatch& b, const PageStore& 
   key.batch = bucket(n);
   LoraHostTables lora;
   if (!b.lora_slots.empty()) {
-    lora = build_lora_tables(c, b, key.batch, kv.chunk_floats());
+    lora = build_lora_tables(c, b, key.batch, kv.chunk_elems());
     key.mask = lora.target_mask();
     if (key.mask != 0) {
       key.v_stride = 8;  // ranks bucketed to powers of two
@@ -126,11 +127,13 @@ std::optional<Buffer> DecodeGraphs::run(const ForwardBatch& b, const PageStore& 
     signature.push_back(lk.v);
   }
   signature.push_back(reinterpret_cast<void*>(static_cast<intptr_t>(kv.page_size())));
+  signature.push_back(reinterpret_cast<void*>(static_cast<intptr_t>(kv.dtype())));
   if (signature != store_signature_ || b.kv_indices.size() > t_.page_capacity ||
       lora.chunks.size() > t_.chunk_capacity) {
     reallocate(b.kv_indices.size(), lora.chunks.size());
     store_signature_ = std::move(signature);
-    chunk_floats_ = kv.chunk_floats();
+    chunk_elems_ = kv.chunk_elems();
+    chunk_dtype_ = kv.dtype();
   }
 
   // The batch padded to the bucket.

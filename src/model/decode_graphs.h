@@ -70,7 +70,8 @@ class DecodeGraphs {
   int32_t max_bucket_;
   Tables t_;
   std::vector<void*> store_signature_;  // layer K/V pointers the graphs were captured with
-  int64_t chunk_floats_ = 0;            // of that store
+  int64_t chunk_elems_ = 0;             // of that store
+  DType chunk_dtype_ = DType::kF32;     // of that store
   std::map<Key, Backend::Graph> graphs_;
   bool failed_ = false;
   GraphStats stats_;

@@ -34,8 +34,9 @@ struct DeviceBatch {
   int32_t lora_slots = 0;
   int32_t v_stride = 1;              // columns of the shrink output
   std::vector<int32_t> module_rank;  // [layers * targets] rank launched with; 0 skips
-  int64_t chunk_floats = 0;
-  const float* const* chunks = nullptr;
+  int64_t chunk_elems = 0;
+  DType chunk_dtype = DType::kF32;  // the page store's
+  const void* const* chunks = nullptr;
   const int64_t* firsts = nullptr;  // per module: a_first [slots] then bt_first [slots]
   const int32_t* ranks = nullptr;   // [layers * targets * slots]
   const float* scales = nullptr;    // [layers * targets * slots]
@@ -61,7 +62,7 @@ struct DeviceBatch {
 // distinct adapters) slots: every chunk pointer of every (layer, module, slot), per module the
 // first-chunk indices, ranks and scales, and each module's largest rank.
 struct LoraHostTables {
-  std::vector<const float*> chunks;
+  std::vector<const void*> chunks;
   std::vector<int64_t> firsts;
   std::vector<int32_t> ranks;
   std::vector<float> scales;
@@ -87,6 +88,6 @@ struct CompressedHostTables {
 CompressedHostTables build_compressed_tables(const ModelConfig& c, const ForwardBatch& b);
 
 LoraHostTables build_lora_tables(const ModelConfig& c, const ForwardBatch& b, int32_t slot_capacity,
-                                 int64_t chunk_floats);
+                                 int64_t chunk_elems);
 
 }  // namespace ls

@@ -35,7 +35,7 @@ uint32_t LoraHostTables::target_mask() const {
 }
 
 LoraHostTables build_lora_tables(const ModelConfig& c, const ForwardBatch& b, int32_t slot_capacity,
-                                 int64_t chunk_floats) {
+                                 int64_t chunk_elems) {
   LoraHostTables t;
   const size_t ns = static_cast<size_t>(slot_capacity);
   LS_CHECK(b.lora_slots.size() <= ns);
@@ -49,7 +49,7 @@ LoraHostTables build_lora_tables(const ModelConfig& c, const ForwardBatch& b, in
     for (size_t s = 0; s < b.lora_slots.size(); ++s) {
       const auto& mod = b.lora_slots[s]->layers[layer][target];
       if (!mod) continue;
-      LS_CHECK(b.lora_slots[s]->chunk_floats == chunk_floats);
+      LS_CHECK(b.lora_slots[s]->chunk_elems == chunk_elems);
       t.firsts[(2 * m) * ns + s] = static_cast<int64_t>(t.chunks.size());
       t.chunks.insert(t.chunks.end(), mod->a_chunks.begin(), mod->a_chunks.end());
       t.firsts[(2 * m + 1) * ns + s] = static_cast<int64_t>(t.chunks.size());
@@ -133,7 +133,8 @@ std::optional<LoraModuleBatch> lora_module(const ModelConfig& c, const DeviceBat
   lb.max_rank = d.v_stride;
   lb.in_dim = lora_in_dim(c, target);
   lb.out_dim = lora_out_dim(c, target);
-  lb.chunk_floats = d.chunk_floats;
+  lb.chunk_elems = d.chunk_elems;
+  lb.dtype = d.chunk_dtype;
   lb.chunks = d.chunks;
   lb.a_first = d.firsts + (2 * m) * ns;
   lb.bt_first = d.firsts + (2 * m + 1) * ns;
@@ -247,7 +248,7 @@ Buffer LlamaModel::forward(const ForwardBatch& b, const PageStore& kv) const {
   Buffer chunk_buf, first_buf, rank_buf, scale_buf, tok_buf, seg_start_buf, seg_slot_buf;
   if (!b.lora_slots.empty()) {
     const auto ns = static_cast<int32_t>(b.lora_slots.size());
-    LoraHostTables t = build_lora_tables(c, b, ns, kv.chunk_floats());
+    LoraHostTables t = build_lora_tables(c, b, ns, kv.chunk_elems());
     std::vector<int32_t> seg_start, seg_slot;
     for (int64_t i = 0; i < n; ++i) {
       const auto u = static_cast<size_t>(i);
@@ -268,8 +269,9 @@ Buffer LlamaModel::forward(const ForwardBatch& b, const PageStore& kv) const {
     d.lora_slots = ns;
     d.v_stride = std::max(1, t.max_rank());
     d.module_rank = std::move(t.module_max_rank);
-    d.chunk_floats = kv.chunk_floats();
-    d.chunks = chunk_buf.as<const float*>();
+    d.chunk_elems = kv.chunk_elems();
+    d.chunk_dtype = kv.dtype();
+    d.chunks = chunk_buf.as<const void*>();
     d.firsts = first_buf.as<int64_t>();
     d.ranks = rank_buf.as<int32_t>();
     d.scales = scale_buf.as<float>();

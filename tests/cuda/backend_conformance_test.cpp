@@ -100,6 +100,21 @@ struct Dev {
   }
 };
 
+// A KV cache of `n` elements of `t` (fp32 or bf16), NaN everywhere, on the backend.
+Buffer nan_cache(Dev& d, DType t, size_t n) {
+  if (t == DType::kF32) return d.put(std::vector<float>(n, kNaN));
+  return d.put(std::vector<uint16_t>(n, f32_to_bf16(kNaN)));
+}
+
+// Its `n` elements widened to fp32.
+std::vector<float> get_cache(Dev& d, DType t, const Buffer& b, size_t n) {
+  if (t == DType::kF32) return d.get<float>(b, n);
+  const auto h = d.get<uint16_t>(b, n);
+  std::vector<float> out(n);
+  convert_to_f32(DType::kBF16, h.data(), out.data(), n);
+  return out;
+}
+
 std::unique_ptr<Backend> make_named_backend(const std::string& name) {
   if (name == "cpu") return make_cpu_backend();
 #ifdef LORASERVE_HAS_CUDA
@@ -291,7 +306,8 @@ struct AttnCase {
 // path is checked against the CPU reference.
 enum class Hints { kNone, kTiles, kRuns };
 
-std::vector<float> run_attention(Backend& be, const AttnCase& c, uint64_t seed, Hints hints_in) {
+std::vector<float> run_attention(Backend& be, const AttnCase& c, uint64_t seed, Hints hints_in,
+                                 DType kv_dtype) {
   const bool tiles = hints_in != Hints::kNone;
   Rng rng(seed);
   Dev d{be};
@@ -328,8 +344,8 @@ std::vector<float> run_attention(Backend& be, const AttnCase& c, uint64_t seed, 
   const int64_t nq = static_cast<int64_t>(token_seq.size());
   auto q = random_vec(rng, static_cast<size_t>(nq * c.q_heads * c.head_dim), 0.5);
   const size_t cache = static_cast<size_t>(pool_pages) * c.page_size * kvw;
-  Buffer kc = d.put(std::vector<float>(cache, kNaN)), vc = d.put(std::vector<float>(cache, kNaN));
-  LayerKv kv{kc.as<float>(), vc.as<float>(), c.page_size, kvw};
+  Buffer kc = nan_cache(d, kv_dtype, cache), vc = nan_cache(d, kv_dtype, cache);
+  LayerKv kv{kc.data, vc.data, kv_dtype, c.page_size, kvw};
   Buffer dk = d.put(k), dv = d.put(v), dslots = d.put(slots);
   be.kv_write(dk.as<float>(), dv.as<float>(), dslots.as<int64_t>(), nk, kv);
   Buffer dseq = d.put(token_seq), dpos = d.put(token_pos), dptr = d.put(indptr),
@@ -363,7 +379,7 @@ std::vector<float> run_attention(Backend& be, const AttnCase& c, uint64_t seed, 
   }
   be.attention(dq.as<float>(), b, kv, out.as<float>());
   auto r = d.get<float>(out, q.size());
-  auto kcache = d.get<float>(kc, cache);  // kv_write must match too (NaN where unwritten)
+  auto kcache = get_cache(d, kv_dtype, kc, cache);  // kv_write must match too (NaN unwritten)
   r.insert(r.end(), kcache.begin(), kcache.end());
   return r;
 }
@@ -393,27 +409,32 @@ TEST_P(Conformance, PagedAttentionPrefillDecodeGqaWindow) {
       {4, 2, 80, 3, 0, {130, 129}, 129},
   };
   const char* names[] = {"", " (prefill tiles)", " (prefill runs)"};
-  for (size_t i = 0; i < cases.size(); ++i)
-    for (Hints h : {Hints::kNone, Hints::kTiles, Hints::kRuns}) {
-      auto [ref, got] = both([&](Backend& be) { return run_attention(be, cases[i], 100 + i, h); });
-      EXPECT_LT(rel_err(got, ref), 1e-5) << "case " << i << names[static_cast<int>(h)];
-    }
+  // A bf16 cache stores the same rounded keys on both backends, so the math still agrees to
+  // fp32 accuracy.
+  for (DType t : {DType::kF32, DType::kBF16})
+    for (size_t i = 0; i < cases.size(); ++i)
+      for (Hints h : {Hints::kNone, Hints::kTiles, Hints::kRuns}) {
+        auto [ref, got] =
+            both([&](Backend& be) { return run_attention(be, cases[i], 100 + i, h, t); });
+        EXPECT_LT(rel_err(got, ref), 1e-5)
+            << "case " << i << names[static_cast<int>(h)] << " " << dtype_name(t);
+      }
 }
 
 // LoRA over scattered chunks: `ranks` per slot (0 = module untouched), tokens in segments.
 struct LoraCase {
   std::vector<int32_t> ranks;
-  int64_t in_dim, out_dim, chunk_floats;
+  int64_t in_dim, out_dim, chunk_elems;
   int32_t max_rank;  // v stride
   // (slot, tokens) per segment; slot -1 = base model; tokens 0 = an empty segment
   std::vector<std::pair<int32_t, int32_t>> segments;
 };
 
-std::vector<float> run_lora(Backend& be, const LoraCase& c, uint64_t seed) {
+std::vector<float> run_lora(Backend& be, const LoraCase& c, uint64_t seed, DType page_dtype) {
   Rng rng(seed);
   Dev d{be};
   const int32_t ns = static_cast<int32_t>(c.ranks.size());
-  const int64_t cf = c.chunk_floats;
+  const int64_t cf = c.chunk_elems;
   const int64_t a_row = (c.in_dim + cf - 1) / cf, b_row = (c.out_dim + cf - 1) / cf;
   int64_t total_chunks = 0;
   for (int32_t r : c.ranks) total_chunks += r * (a_row + b_row);
@@ -423,18 +444,26 @@ std::vector<float> run_lora(Backend& be, const LoraCase& c, uint64_t seed) {
   for (size_t i = place.size() - 1; i > 0; --i)
     std::swap(place[i], place[static_cast<size_t>(rng.uniform() * static_cast<double>(i + 1))]);
   auto pool = random_vec(rng, static_cast<size_t>(std::max<int64_t>(1, total_chunks) * cf), 0.1);
-  Buffer dpool = d.put(pool);
-  std::vector<const float*> chunks;
+  Buffer dpool;
+  if (page_dtype == DType::kF32) {
+    dpool = d.put(pool);
+  } else {
+    std::vector<uint16_t> p16(pool.size());
+    for (size_t i = 0; i < pool.size(); ++i) p16[i] = f32_to_bf16(pool[i]);
+    dpool = d.put(p16);
+  }
+  const int64_t eb = static_cast<int64_t>(dtype_size(page_dtype));
+  std::vector<const void*> chunks;
   std::vector<int64_t> a_first, bt_first;
   std::vector<float> scales;
   for (int32_t s = 0; s < ns; ++s) {
     const int32_t r = c.ranks[static_cast<size_t>(s)];
     a_first.push_back(static_cast<int64_t>(chunks.size()));
     for (int64_t i = 0; i < r * a_row; ++i)
-      chunks.push_back(dpool.as<float>() + place[chunks.size()] * cf);
+      chunks.push_back(dpool.as<char>() + place[chunks.size()] * cf * eb);
     bt_first.push_back(static_cast<int64_t>(chunks.size()));
     for (int64_t i = 0; i < r * b_row; ++i)
-      chunks.push_back(dpool.as<float>() + place[chunks.size()] * cf);
+      chunks.push_back(dpool.as<char>() + place[chunks.size()] * cf * eb);
     scales.push_back(static_cast<float>(0.5 + s));
   }
   std::vector<int32_t> token_slot, seg_start, seg_slot;
@@ -458,8 +487,9 @@ std::vector<float> run_lora(Backend& be, const LoraCase& c, uint64_t seed) {
   l.max_rank = c.max_rank;
   l.in_dim = c.in_dim;
   l.out_dim = c.out_dim;
-  l.chunk_floats = cf;
-  l.chunks = dchunks.as<const float*>();
+  l.chunk_elems = cf;
+  l.dtype = page_dtype;
+  l.chunks = dchunks.as<const void*>();
   l.a_first = dfa.as<int64_t>();
   l.bt_first = dfb.as<int64_t>();
   l.rank = drank.as<int32_t>();
@@ -511,10 +541,11 @@ TEST_P(Conformance, LoraMixedAdaptersRanks8To128EmptySegmentsAndNoAdapter) {
       // decode, rows longer than the float4 loop's stride with a tail (4100 = 4 x 1025)
       {ranks, 4100, 2052, 8192, 128, {{4, 1}, {1, 1}, {0, 1}, {3, 1}, {5, 1}}},
   };
-  for (size_t i = 0; i < cases.size(); ++i) {
-    auto [ref, got] = both([&](Backend& be) { return run_lora(be, cases[i], 7 + i); });
-    EXPECT_LT(rel_err(got, ref), 1e-5) << "case " << i;
-  }
+  for (DType t : {DType::kF32, DType::kBF16})
+    for (size_t i = 0; i < cases.size(); ++i) {
+      auto [ref, got] = both([&](Backend& be) { return run_lora(be, cases[i], 7 + i, t); });
+      EXPECT_LT(rel_err(got, ref), 1e-5) << "case " << i << " " << dtype_name(t);
+    }
 }
 
 // The shared-basis op on `be`: groups of different K (full, diagonal, ku != kv), slots of

@@ -59,12 +59,8 @@ TEST_P(CudaGolden, MatchesTransformersAndCpu) {
     const GenerationResult& r = res.value()[0];
     const GenerationResult& cr = cres.value()[0];
     ASSERT_EQ(r.prompt_last_logprobs.size(), c.first_logprobs.size());
-    double worst = 0, worst_c = 0;
-    for (size_t i = 0; i < c.first_logprobs.size(); ++i) {
-      worst = std::max(worst, std::fabs(r.prompt_last_logprobs[i] - c.first_logprobs[i]));
-      worst_c = std::max<double>(worst_c,
-                                 std::fabs(r.prompt_last_logprobs[i] - cr.prompt_last_logprobs[i]));
-    }
+    const double worst = test::max_abs_diff(r.prompt_last_logprobs, c.first_logprobs);
+    const double worst_c = test::max_abs_diff(r.prompt_last_logprobs, cr.prompt_last_logprobs);
     EXPECT_LE(worst, tol) << "first-step log-prob vector differs from transformers";
     EXPECT_LE(worst_c, tol) << "first-step log-prob vector differs from the CPU backend";
     worst_hf = std::max(worst_hf, worst);
@@ -82,6 +78,54 @@ TEST_P(CudaGolden, MatchesTransformersAndCpu) {
       "[ golden   ] cuda %s: %zu cases, %d greedy steps, max |dlogprob| vs HF %.3g, vs CPU %.3g "
       "(tol %.0e)\n",
       GetParam().c_str(), cases.size(), compared, worst_hf, worst_cpu, tol);
+}
+
+// With a bf16 page pool (the CUDA default): the CUDA run against the CPU run with the same
+// bf16 pool. Both round the same fp32 K, V and adapter rows to nearest even, so they differ
+// only where a CUDA-vs-CPU difference of ~1e-6 crosses a bf16 rounding boundary (a 0.4% step
+// of that element); the first-step vectors must agree within the fixture's tolerance, except
+// gqa_bf16 (0.15): its layers amplify input perturbations ~50-fold (see above), and the
+// flipped roundings moved its log-probs by up to 0.082 on an H200 (its bf16-KV run is 0.295
+// from transformers on the CPU too, hf_golden_test). Greedy tokens must agree while the
+// reference's top-2 margin is clear.
+TEST_P(CudaGolden, Bf16KvCacheMatchesCpuBf16KvCache) {
+  const std::string dir = test::fixture_dir() + "/golden/" + GetParam();
+  const test::Golden golden = test::read_golden(dir);
+  const double tol = GetParam() == "gqa_bf16" ? 0.15 : golden.tolerance;
+  auto be = make_cuda_backend();
+  ASSERT_TRUE(be.ok()) << be.status().message();
+  Loaded gpu = load_fixture(std::move(be).value(), dir);
+  Loaded cpu = load_fixture(make_cpu_backend(), dir);
+  ASSERT_TRUE(gpu.model && cpu.model);
+  BatchGeneratorOptions o;
+  o.kv_dtype = DType::kBF16;
+  BatchGenerator gen(*gpu.model, gpu.adapters, o);
+  BatchGenerator cpu_gen(*cpu.model, cpu.adapters, o);
+  double worst_all = 0;
+  int compared = 0;
+  for (const auto& c : golden.cases) {
+    SCOPED_TRACE("adapter=" + (c.adapter.empty() ? std::string("<base>") : c.adapter));
+    auto res = gen.run({test::golden_request(c)});
+    auto cres = cpu_gen.run({test::golden_request(c)});
+    ASSERT_TRUE(res.ok() && cres.ok());
+    const GenerationResult& r = res.value()[0];
+    const GenerationResult& cr = cres.value()[0];
+    ASSERT_EQ(r.prompt_last_logprobs.size(), cr.prompt_last_logprobs.size());
+    const double worst = test::max_abs_diff(r.prompt_last_logprobs, cr.prompt_last_logprobs);
+    EXPECT_LE(worst, tol) << "first-step log-prob vector differs from the CPU's (bf16 KV)";
+    worst_all = std::max(worst_all, worst);
+    for (size_t s = 0; s < r.tokens.size() && s < cr.tokens.size(); ++s) {
+      EXPECT_EQ(r.tokens[s], cr.tokens[s]) << "greedy token differs at step " << s;
+      if (r.tokens[s] != cr.tokens[s]) break;
+      ++compared;
+      if (s < c.margins.size() && c.margins[s] < 0.1) break;  // close to a tie
+    }
+  }
+  EXPECT_GT(compared, 0);
+  std::printf(
+      "[ golden   ] cuda %s, bf16 KV: %d greedy steps, max |dlogprob| vs CPU %.3g (tol "
+      "%.2g)\n",
+      GetParam().c_str(), compared, worst_all, tol);
 }
 
 TEST_P(CudaGolden, MixedBatchEqualsEachAlone) {

@@ -303,6 +303,31 @@ TEST(CliBad, UsageErrorsExitTwo) {
   EXPECT_TRUE(
       FailsCleanly(test::run_loraserve(gen(kMha, kPrompt + " --frobnicate")), {"--frobnicate"}, 2));
   EXPECT_TRUE(FailsCleanly(test::run_loraserve(""), {}, 2));
+  EXPECT_TRUE(FailsCleanly(test::run_loraserve(gen(kMha, kPrompt + " --kv-cache-dtype fp16")),
+                           {"--kv-cache-dtype", "fp16"}, 2));
+}
+
+// --kv-cache-dtype bf16 on the CPU: the same greedy tokens as fp32 on the golden fixture (its
+// top-2 margins on this prompt are wide), log-probs close but not bit-equal (the cache is
+// rounded), and auto is fp32 on the CPU (bit-equal to an explicit fp32).
+TEST(Cli, KvCacheDtypeBf16RunsOnTheCpu) {
+  const std::string args = "--prompt-ids 1,2,3 --max-tokens 6 --output json --kv-cache-dtype ";
+  auto fp32 = test::run_loraserve(gen(kMha, args + "fp32"));
+  auto bf16 = test::run_loraserve(gen(kMha, args + "bf16"));
+  auto automatic = test::run_loraserve(gen(kMha, args + "auto"));
+  ASSERT_EQ(fp32.exit_code, 0) << head(fp32.err);
+  ASSERT_EQ(bf16.exit_code, 0) << head(bf16.err);
+  ASSERT_EQ(automatic.exit_code, 0) << head(automatic.err);
+  const Json a = Json::parse(fp32.out), b = Json::parse(bf16.out);
+  EXPECT_EQ(a["tokens"], b["tokens"]);
+  EXPECT_EQ(automatic.out, fp32.out);
+  bool any_differs = false;
+  for (size_t i = 0; i < a["logprobs"].size(); ++i) {
+    const double x = a["logprobs"][i].get<double>(), y = b["logprobs"][i].get<double>();
+    EXPECT_NEAR(x, y, 0.06) << "step " << i;
+    any_differs = any_differs || x != y;
+  }
+  EXPECT_TRUE(any_differs) << "--kv-cache-dtype bf16 changed nothing: is the flag ignored?";
 }
 
 // ---------------------------------------------------------------- the demo, end to end

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <initializer_list>
 #include <map>
 #include <string>
@@ -14,6 +16,15 @@
 #include "model/lora_adapter.h"
 
 namespace ls::test {
+
+// max_i |a[i] - b[i]| over two equally long vectors (log-prob vectors of two runs).
+template <typename A, typename B>
+double max_abs_diff(const A& a, const B& b) {
+  double worst = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i)
+    worst = std::max(worst, std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
+  return worst;
+}
 
 std::string source_dir();
 std::string fixture_dir();  // tests/fixtures

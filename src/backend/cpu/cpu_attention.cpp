@@ -1,6 +1,7 @@
 // CPU paged attention: each token attends causally to its sequence's keys, found through the
 // CSR page table (kv_indptr / kv_indices). One pass per (token, head); softmax with the max
-// subtracted and sums in double.
+// subtracted and sums in double. A bf16 cache is written rounded to nearest even and read
+// widened to fp32, so the math is the fp32 path's on the stored values.
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -11,17 +12,19 @@
 
 namespace ls {
 
-void CpuBackend::kv_write(const float* k, const float* v, const int64_t* slot_mapping, int64_t n,
-                          const LayerKv& kv) {
-  const size_t row = sizeof(float) * static_cast<size_t>(kv.kv_width);
-  for (int64_t t = 0; t < n; ++t) {
-    if (slot_mapping[t] < 0) continue;  // padding row (decode graphs): not stored
-    std::memcpy(kv.k + slot_mapping[t] * kv.kv_width, k + t * kv.kv_width, row);
-    std::memcpy(kv.v + slot_mapping[t] * kv.kv_width, v + t * kv.kv_width, row);
-  }
+namespace {
+
+inline float elem(const float* p, int64_t i) {
+  return p[i];
+}
+inline float elem(const uint16_t* p, int64_t i) {
+  return bf16_to_f32(p[i]);
 }
 
-void CpuBackend::attention(const float* q, const AttentionBatch& b, const LayerKv& kv, float* out) {
+template <typename T>
+void attend(const float* q, const AttentionBatch& b, const LayerKv& kv, float* out) {
+  const T* kc = static_cast<const T*>(kv.k);
+  const T* vc = static_cast<const T*>(kv.v);
   const int32_t hd = b.head_dim;
   const int32_t group = b.num_q_heads / b.num_kv_heads;
   LS_CHECK(group * b.num_kv_heads == b.num_q_heads);
@@ -53,9 +56,9 @@ void CpuBackend::attention(const float* q, const AttentionBatch& b, const LayerK
       scores.resize(static_cast<size_t>(pos - start + 1));
       float mx = -INFINITY;
       for (int32_t j = start; j <= pos; ++j) {
-        const float* kh = kv.k + slot_of(j) * kv.kv_width + head_off;
+        const T* kh = kc + slot_of(j) * kv.kv_width + head_off;
         float dot = 0.0f;
-        for (int32_t i = 0; i < hd; ++i) dot += qh[i] * kh[i];
+        for (int32_t i = 0; i < hd; ++i) dot += qh[i] * elem(kh, i);
         dot *= b.scale;
         scores[static_cast<size_t>(j - start)] = dot;
         mx = std::max(mx, dot);
@@ -65,13 +68,46 @@ void CpuBackend::attention(const float* q, const AttentionBatch& b, const LayerK
       for (int32_t j = start; j <= pos; ++j) {
         double p = std::exp(static_cast<double>(scores[static_cast<size_t>(j - start)] - mx));
         sum += p;
-        const float* vh = kv.v + slot_of(j) * kv.kv_width + head_off;
-        for (int32_t i = 0; i < hd; ++i) acc[static_cast<size_t>(i)] += p * vh[i];
+        const T* vh = vc + slot_of(j) * kv.kv_width + head_off;
+        for (int32_t i = 0; i < hd; ++i) acc[static_cast<size_t>(i)] += p * elem(vh, i);
       }
       for (int32_t i = 0; i < hd; ++i)
         oh[i] = static_cast<float>(acc[static_cast<size_t>(i)] / sum);
     }
   });
+}
+
+}  // namespace
+
+void CpuBackend::kv_write(const float* k, const float* v, const int64_t* slot_mapping, int64_t n,
+                          const LayerKv& kv) {
+  LS_CHECK_MSG(kv_dtype_supported(kv.dtype), "kv_write: the KV cache is fp32 or bf16");
+  const int64_t w = kv.kv_width;
+  for (int64_t t = 0; t < n; ++t) {
+    if (slot_mapping[t] < 0) continue;  // padding row (decode graphs): not stored
+    const int64_t at = slot_mapping[t] * w;
+    if (kv.dtype == DType::kF32) {
+      std::memcpy(static_cast<float*>(kv.k) + at, k + t * w,
+                  sizeof(float) * static_cast<size_t>(w));
+      std::memcpy(static_cast<float*>(kv.v) + at, v + t * w,
+                  sizeof(float) * static_cast<size_t>(w));
+    } else {
+      auto* kd = static_cast<uint16_t*>(kv.k) + at;
+      auto* vd = static_cast<uint16_t*>(kv.v) + at;
+      for (int64_t i = 0; i < w; ++i) {
+        kd[i] = f32_to_bf16(k[t * w + i]);
+        vd[i] = f32_to_bf16(v[t * w + i]);
+      }
+    }
+  }
+}
+
+void CpuBackend::attention(const float* q, const AttentionBatch& b, const LayerKv& kv, float* out) {
+  LS_CHECK_MSG(kv_dtype_supported(kv.dtype), "attention: the KV cache is fp32 or bf16");
+  if (kv.dtype == DType::kF32)
+    attend<float>(q, b, kv, out);
+  else
+    attend<uint16_t>(q, b, kv, out);
 }
 
 }  // namespace ls

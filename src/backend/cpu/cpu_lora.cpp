@@ -1,6 +1,7 @@
 // CPU LoRA shrink/expand over runs of tokens that share an adapter slot: the slot's paged rows
 // are gathered into a contiguous matrix, then one GEMM per run (prefill runs are long, decode
-// runs one token); heterogeneous ranks in one call.
+// runs one token); heterogeneous ranks in one call. bf16 rows (a bf16 page store) are widened
+// to fp32 as they are read.
 #include <cblas.h>
 
 #include <algorithm>
@@ -25,17 +26,27 @@ void for_each_run(const int32_t* token_slot, int64_t n, Fn fn) {
   }
 }
 
-// Copies `rank` paged rows of width `dim` into a contiguous [rank, dim] matrix.
+// Element i of chunk c, widened to fp32.
+inline float chunk_elem(const LoraModuleBatch& l, const void* c, int64_t i) {
+  return l.dtype == DType::kF32 ? static_cast<const float*>(c)[i]
+                                : bf16_to_f32(static_cast<const uint16_t*>(c)[i]);
+}
+
+// Copies `rank` paged rows of width `dim` into a contiguous fp32 [rank, dim] matrix.
 void gather_rows(const LoraModuleBatch& l, int64_t first, int32_t rank, int64_t dim,
                  std::vector<float>* out) {
-  const int64_t cf = l.chunk_floats;
+  const int64_t cf = l.chunk_elems;
   const int64_t per_row = (dim + cf - 1) / cf;
   out->resize(static_cast<size_t>(rank * dim));
   for (int32_t j = 0; j < rank; ++j)
     for (int64_t k = 0; k < per_row; ++k) {
       const int64_t len = std::min(cf, dim - k * cf);
-      std::memcpy(out->data() + j * dim + k * cf, l.chunks[first + j * per_row + k],
-                  sizeof(float) * static_cast<size_t>(len));
+      const void* c = l.chunks[first + j * per_row + k];
+      float* dst = out->data() + j * dim + k * cf;
+      if (l.dtype == DType::kF32)
+        std::memcpy(dst, c, sizeof(float) * static_cast<size_t>(len));
+      else
+        convert_to_f32(DType::kBF16, c, dst, static_cast<size_t>(len));
     }
 }
 
@@ -46,6 +57,7 @@ void gather_rows(const LoraModuleBatch& l, int64_t first, int32_t rank, int64_t 
 constexpr int64_t kGatherMinRows = 4;
 
 void CpuBackend::lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, float* v) {
+  LS_CHECK_MSG(kv_dtype_supported(l.dtype), "lora_shrink: adapter rows are fp32 or bf16");
   std::vector<float> a;
   for_each_run(l.token_slot, n, [&](int64_t t0, int64_t rows, int32_t s) {
     LS_CHECK(s < l.num_slots);
@@ -53,15 +65,15 @@ void CpuBackend::lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l
     if (r == 0) return;
     LS_CHECK(r <= l.max_rank);
     if (rows < kGatherMinRows) {
-      const int64_t cf = l.chunk_floats, per_row = (l.in_dim + cf - 1) / cf;
+      const int64_t cf = l.chunk_elems, per_row = (l.in_dim + cf - 1) / cf;
       for (int64_t t = t0; t < t0 + rows; ++t)
         for (int32_t j = 0; j < r; ++j) {
           float acc = 0.0f;
           for (int64_t k = 0; k < per_row; ++k) {
-            const float* c = l.chunks[l.a_first[s] + j * per_row + k];
+            const void* c = l.chunks[l.a_first[s] + j * per_row + k];
             const float* xt = x + t * l.in_dim + k * cf;
             const int64_t len = std::min(cf, l.in_dim - k * cf);
-            for (int64_t i = 0; i < len; ++i) acc += xt[i] * c[i];
+            for (int64_t i = 0; i < len; ++i) acc += xt[i] * chunk_elem(l, c, i);
           }
           v[t * l.max_rank + j] = acc;
         }
@@ -75,6 +87,7 @@ void CpuBackend::lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l
 }
 
 void CpuBackend::lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, float* y) {
+  LS_CHECK_MSG(kv_dtype_supported(l.dtype), "lora_expand: adapter rows are fp32 or bf16");
   std::vector<float> bt;
   for_each_run(l.token_slot, n, [&](int64_t t0, int64_t rows, int32_t s) {
     LS_CHECK(s < l.num_slots);
@@ -82,15 +95,15 @@ void CpuBackend::lora_expand(const float* v, int64_t n, const LoraModuleBatch& l
     if (r == 0) return;
     LS_CHECK(r <= l.max_rank);
     if (rows < kGatherMinRows) {
-      const int64_t cf = l.chunk_floats, per_row = (l.out_dim + cf - 1) / cf;
+      const int64_t cf = l.chunk_elems, per_row = (l.out_dim + cf - 1) / cf;
       for (int64_t t = t0; t < t0 + rows; ++t)
         for (int32_t j = 0; j < r; ++j) {
           const float w = l.scale[s] * v[t * l.max_rank + j];
           for (int64_t k = 0; k < per_row; ++k) {
-            const float* c = l.chunks[l.bt_first[s] + j * per_row + k];
+            const void* c = l.chunks[l.bt_first[s] + j * per_row + k];
             float* yt = y + t * l.out_dim + k * cf;
             const int64_t len = std::min(cf, l.out_dim - k * cf);
-            for (int64_t i = 0; i < len; ++i) yt[i] += w * c[i];
+            for (int64_t i = 0; i < len; ++i) yt[i] += w * chunk_elem(l, c, i);
           }
         }
       return;

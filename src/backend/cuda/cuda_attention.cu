@@ -7,8 +7,10 @@
 // over several SMs (split-K / flash-decoding) without the host knowing the lengths; with many
 // tokens (prefill) splits is 1 and the block writes its output directly. Each warp walks its
 // keys with an online softmax (running max, running sum, rescaled accumulator; q in registers,
-// lanes across head_dim, one shuffle reduction per key); the 4 warps, then the splits, are
-// merged by rescaling with exp(m_i - m). fp32 throughout, like the KV cache.
+// each lane a contiguous slice of head_dim read with one vector load, one shuffle reduction per
+// key); the 4 warps, then the splits, are merged by rescaling with exp(m_i - m). The cache is
+// fp32 or bf16 (every kernel here is templated on its element type); keys are widened to fp32
+// as they are loaded, so the math is fp32 throughout.
 //
 // Prefill tiles (AttentionBatch.tiles, built by attention_tiles.h): one warp per (tile of up
 // to 16 consecutive tokens of one sequence, q head) runs a flash-attention loop on the tensor
@@ -50,10 +52,38 @@ struct AttnArgs {
   float scale;
 };
 
-template <int kPerLane>
+// r = elements [lane * kPerLane, +kPerLane) of the head vector at p (0 past hd); `vec`: hd is
+// exactly 32 * kPerLane and rows are aligned for kPerLane-element vector loads.
+template <int kPerLane, typename T>
+__device__ __forceinline__ void load_lane(const T* p, bool vec, int32_t hd, int lane,
+                                          float (&r)[kPerLane]) {
+  const int d0 = lane * kPerLane;
+  if (vec) {
+    if constexpr (kPerLane % 4 == 0) {
+#pragma unroll
+      for (int i = 0; i < kPerLane; i += 4) {
+        const float4 f = load4(p + d0 + i);
+        r[i] = f.x;
+        r[i + 1] = f.y;
+        r[i + 2] = f.z;
+        r[i + 3] = f.w;
+      }
+      return;
+    } else if constexpr (kPerLane == 2) {
+      const float2 f = load2(p + d0);
+      r[0] = f.x;
+      r[1] = f.y;
+      return;
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kPerLane; ++i) r[i] = d0 + i < hd ? load_w(p, d0 + i) : 0.0f;
+}
+
+template <int kPerLane, typename T>
 __global__ void __launch_bounds__(kWarps * 32)
-    attention_kernel(const float* q, AttnArgs a, const int32_t* tokens, const float* kc,
-                     const float* vc, int splits, float* out, float* part_acc, float* part_ml) {
+    attention_kernel(const float* q, AttnArgs a, const int32_t* tokens, const T* kc, const T* vc,
+                     int splits, float* out, float* part_acc, float* part_ml) {
   const int64_t row = blockIdx.x;  // (token or tokens[] index) * num_q_heads + head
   const int split = blockIdx.y;
   const int64_t t = tokens ? tokens[row / a.num_q_heads] : row / a.num_q_heads;
@@ -75,10 +105,11 @@ __global__ void __launch_bounds__(kWarps * 32)
 
   float qr[kPerLane], acc[kPerLane];
   const float* qh = q + out_row * hd;
+  const int d0 = lane * kPerLane;
+  const bool vec = hd == 32 * kPerLane && a.kv_width % kPerLane == 0;
 #pragma unroll
   for (int i = 0; i < kPerLane; ++i) {
-    const int d = lane + 32 * i;
-    qr[i] = d < hd ? qh[d] * a.scale : 0.0f;
+    qr[i] = d0 + i < hd ? qh[d0 + i] * a.scale : 0.0f;
     acc[i] = 0.0f;
   }
   float m = -INFINITY, l = 0.0f;
@@ -86,24 +117,19 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int32_t j = k0 + warp; j < k1; j += kWarps) {
     const int64_t page = a.kv_indices[first_page + j / a.page_size];
     const int64_t slot = page * a.page_size + j % a.page_size;
-    const float* kh = kc + slot * a.kv_width + head_off;
-    const float* vh = vc + slot * a.kv_width + head_off;
+    float kr[kPerLane], vr[kPerLane];
+    load_lane(kc + slot * a.kv_width + head_off, vec, hd, lane, kr);
+    load_lane(vc + slot * a.kv_width + head_off, vec, hd, lane, vr);
     float dot = 0.0f;
 #pragma unroll
-    for (int i = 0; i < kPerLane; ++i) {
-      const int d = lane + 32 * i;
-      if (d < hd) dot += qr[i] * kh[d];
-    }
+    for (int i = 0; i < kPerLane; ++i) dot += qr[i] * kr[i];
     dot = warp_sum(dot);
     const float m_new = fmaxf(m, dot);
     const float corr = expf(m - m_new);  // 0 on the first key (m = -inf)
     const float p = expf(dot - m_new);
     l = l * corr + p;
 #pragma unroll
-    for (int i = 0; i < kPerLane; ++i) {
-      const int d = lane + 32 * i;
-      acc[i] = acc[i] * corr + (d < hd ? p * vh[d] : 0.0f);
-    }
+    for (int i = 0; i < kPerLane; ++i) acc[i] = acc[i] * corr + p * vr[i];
     m = m_new;
   }
 
@@ -115,7 +141,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     sm_l[warp] = l;
   }
 #pragma unroll
-  for (int i = 0; i < kPerLane; ++i) sm_acc[warp][lane + 32 * i] = acc[i];
+  for (int i = 0; i < kPerLane; ++i) sm_acc[warp][d0 + i] = acc[i];
   __syncthreads();
   float M = -INFINITY;
   for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sm_m[w]);
@@ -132,6 +158,113 @@ __global__ void __launch_bounds__(kWarps * 32)
       out[out_row * hd + d] = L > 0.0f ? v / L : 0.0f;  // no keys (a graph's padding row): 0
     } else {
       part_acc[(row * splits + split) * hd + d] = v;
+    }
+  }
+  if (splits > 1 && threadIdx.x == 0) {
+    part_ml[(row * splits + split) * 2] = M;
+    part_ml[(row * splits + split) * 2 + 1] = L;
+  }
+}
+
+// The decode kernel for a bf16 cache and head_dim HD in {64, 128, 256}: a row of HD bf16 is
+// read by HD / 16 lanes, 16 elements (two 16-byte loads) each, so a warp walks 32 / (HD / 16)
+// keys at once (4 at HD = 128), each lane group with its own online softmax, and a key's dot
+// product needs log2(HD / 16) shuffles instead of 5. With one key per warp and 8-byte loads
+// (attention_kernel above), a bf16 cache was issue- and latency-bound at 41-47% of copy
+// bandwidth on an H200, slower than the fp32 cache. The 4 x kGroups partial softmaxes are
+// merged in shared memory as above.
+template <int HD>
+__global__ void __launch_bounds__(kWarps * 32)
+    attention_bf16_kernel(const float* q, AttnArgs a, const int32_t* tokens,
+                          const __nv_bfloat16* kc, const __nv_bfloat16* vc, int splits, float* out,
+                          float* part_acc, float* part_ml) {
+  constexpr int kLanes = HD / 16, kGroups = 32 / kLanes, kParts = kWarps * kGroups;
+  const int64_t row = blockIdx.x;
+  const int split = blockIdx.y;
+  const int64_t t = tokens ? tokens[row / a.num_q_heads] : row / a.num_q_heads;
+  const int64_t out_row = t * a.num_q_heads + row % a.num_q_heads;
+  const int32_t h = static_cast<int32_t>(row % a.num_q_heads);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / kLanes, d0 = (lane % kLanes) * 16;
+
+  const int32_t s = a.token_seq[t];
+  const int32_t pos = a.token_pos[t];
+  const int32_t first_page = a.kv_indptr[s];
+  const int32_t capacity = (a.kv_indptr[s + 1] - first_page) * a.page_size;
+  const int32_t end = min(pos + 1, capacity);
+  const int32_t begin = a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0;
+  const int32_t len = max(0, end - begin);
+  const int32_t per_split = max(kMinKeysPerSplit, (len + splits - 1) / splits);
+  const int32_t k0 = begin + split * per_split;
+  const int32_t k1 = min(end, k0 + per_split);
+
+  float qr[16], acc[16];
+  const float* qh = q + out_row * HD + d0;
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    qr[i] = qh[i] * a.scale;
+    acc[i] = 0.0f;
+  }
+  float m = -INFINITY, l = 0.0f;
+  const int64_t head_off = static_cast<int64_t>(h / a.group) * HD + d0;
+  for (int32_t jb = k0 + warp * kGroups; jb < k1; jb += kParts) {
+    const int32_t j = jb + g;
+    const bool valid = j < k1;
+    const int32_t jj = valid ? j : jb;  // a group past the end reloads a valid key, unused
+    const int64_t page = a.kv_indices[first_page + jj / a.page_size];
+    const int64_t off = (page * a.page_size + jj % a.page_size) * a.kv_width + head_off;
+    const uint4* kp = reinterpret_cast<const uint4*>(kc + off);
+    const uint4* vp = reinterpret_cast<const uint4*>(vc + off);
+    const uint4 kraw[2] = {__ldg(kp), __ldg(kp + 1)};
+    const uint4 vraw[2] = {__ldg(vp), __ldg(vp + 1)};
+    float dot = 0.0f;
+#pragma unroll
+    for (int w = 0; w < 8; ++w) {
+      const uint32_t bits = reinterpret_cast<const uint32_t*>(kraw)[w];
+      const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&bits));
+      dot += qr[2 * w] * f.x + qr[2 * w + 1] * f.y;
+    }
+#pragma unroll
+    for (int o = kLanes / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+    if (valid) {
+      const float m_new = fmaxf(m, dot);
+      const float corr = expf(m - m_new);  // 0 on the group's first key (m = -inf)
+      const float p = expf(dot - m_new);
+      l = l * corr + p;
+#pragma unroll
+      for (int w = 0; w < 8; ++w) {
+        const uint32_t bits = reinterpret_cast<const uint32_t*>(vraw)[w];
+        const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&bits));
+        acc[2 * w] = acc[2 * w] * corr + p * f.x;
+        acc[2 * w + 1] = acc[2 * w + 1] * corr + p * f.y;
+      }
+      m = m_new;
+    }
+  }
+
+  __shared__ float sm_m[kParts], sm_l[kParts];
+  __shared__ float sm_acc[kParts][HD];
+  const int part = warp * kGroups + g;
+  if (lane % kLanes == 0) {
+    sm_m[part] = m;
+    sm_l[part] = l;
+  }
+#pragma unroll
+  for (int i = 0; i < 16; ++i) sm_acc[part][d0 + i] = acc[i];
+  __syncthreads();
+  float M = -INFINITY;
+  for (int p = 0; p < kParts; ++p) M = fmaxf(M, sm_m[p]);
+  float L = 0.0f;
+  for (int p = 0; p < kParts; ++p)
+    if (sm_m[p] != -INFINITY) L += sm_l[p] * expf(sm_m[p] - M);
+  for (int d = threadIdx.x; d < HD; d += kWarps * 32) {
+    float v = 0.0f;
+    for (int p = 0; p < kParts; ++p)
+      if (sm_m[p] != -INFINITY) v += sm_acc[p][d] * expf(sm_m[p] - M);
+    if (splits == 1) {
+      out[out_row * HD + d] = L > 0.0f ? v / L : 0.0f;  // no keys (a graph's padding row): 0
+    } else {
+      part_acc[(row * splits + split) * HD + d] = v;
     }
   }
   if (splits > 1 && threadIdx.x == 0) {
@@ -194,10 +327,10 @@ __device__ __forceinline__ void mma_3xtf32(wmma::fragment<wmma::accumulator, 16,
 }
 
 // grid (num_tiles, num_q_heads), one warp. See the file comment.
-template <int HD>
+template <int HD, typename T>
 __global__ void __launch_bounds__(32)
-    attention_tile_kernel(const float* q, AttnArgs a, const int32_t* tiles, const float* kc,
-                          const float* vc, float* out) {
+    attention_tile_kernel(const float* q, AttnArgs a, const int32_t* tiles, const T* kc,
+                          const T* vc, float* out) {
   constexpr int LD = HD + kSmemPad, SLD = kTileRows + kSmemPad;
   __shared__ __align__(32) float qs[kTileRows][LD];
   __shared__ __align__(32) float ks[kTileRows][LD];
@@ -237,8 +370,8 @@ __global__ void __launch_bounds__(32)
       if (j < end) {
         const int64_t page = a.kv_indices[first_page + j / a.page_size];
         const int64_t slot = page * a.page_size + j % a.page_size;
-        kx = kc[slot * a.kv_width + head_off + d];
-        vx = vc[slot * a.kv_width + head_off + d];
+        kx = load_w(kc, slot * a.kv_width + head_off + d);
+        vx = load_w(vc, slot * a.kv_width + head_off + d);
       }
       ks[r][d] = kx;
       vs[r][d] = vx;
@@ -295,11 +428,12 @@ __global__ void __launch_bounds__(32)
   }
 }
 
-template <int HD>
+template <int HD, typename T>
 void launch_tiles(const float* q, const AttnArgs& a, const AttentionBatch& b, const LayerKv& kv,
                   float* out, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(b.num_tiles), static_cast<unsigned>(b.num_q_heads));
-  attention_tile_kernel<HD><<<grid, 32, 0, stream>>>(q, a, b.tiles, kv.k, kv.v, out);
+  attention_tile_kernel<HD, T><<<grid, 32, 0, stream>>>(q, a, b.tiles, static_cast<const T*>(kv.k),
+                                                        static_cast<const T*>(kv.v), out);
 }
 
 // The tile kernel handles head dims that are multiples of 16 up to 128.
@@ -310,7 +444,8 @@ bool tile_kernel_fits(const AttentionBatch& b) {
 
 // Keys [key_begin, key_begin + nk) of sequence `seq`, out of their pages, into k/v [nk, kv_width].
 // A key past the sequence's pages (outside the contract) reads as 0.
-__global__ void gather_kv_kernel(const float* kc, const float* vc, const int32_t* kv_indptr,
+template <typename T>
+__global__ void gather_kv_kernel(const T* kc, const T* vc, const int32_t* kv_indptr,
                                  const int32_t* kv_indices, int32_t seq, int32_t key_begin,
                                  int64_t nk, int32_t page_size, int64_t kv_width, float* k_out,
                                  float* v_out) {
@@ -330,12 +465,12 @@ __global__ void gather_kv_kernel(const float* kc, const float* vc, const int32_t
     if (vec) {
       const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
       reinterpret_cast<float4*>(k_out + j * kv_width)[c] =
-          ok ? reinterpret_cast<const float4*>(kc + slot * kv_width)[c] : zero;
+          ok ? load4(kc + slot * kv_width + 4 * c) : zero;
       reinterpret_cast<float4*>(v_out + j * kv_width)[c] =
-          ok ? reinterpret_cast<const float4*>(vc + slot * kv_width)[c] : zero;
+          ok ? load4(vc + slot * kv_width + 4 * c) : zero;
     } else {
-      k_out[j * kv_width + c] = ok ? kc[slot * kv_width + c] : 0.0f;
-      v_out[j * kv_width + c] = ok ? vc[slot * kv_width + c] : 0.0f;
+      k_out[j * kv_width + c] = ok ? load_w(kc, slot * kv_width + c) : 0.0f;
+      v_out[j * kv_width + c] = ok ? load_w(vc, slot * kv_width + c) : 0.0f;
     }
   }
 }
@@ -372,10 +507,13 @@ cudaError_t gather_kv(const LayerKv& kv, const AttentionBatch& b, int32_t seq, i
                       int64_t nk, float* k_out, float* v_out, cudaStream_t stream) {
   if (nk <= 0) return cudaSuccess;
   const int64_t items = nk * (kv.kv_width % 4 == 0 ? kv.kv_width / 4 : kv.kv_width);
-  gather_kv_kernel<<<grid_1d(items, 256), 256, 0, stream>>>(kv.k, kv.v, b.kv_indptr, b.kv_indices,
-                                                            seq, key_begin, nk, kv.page_size,
-                                                            kv.kv_width, k_out, v_out);
-  return cudaGetLastError();
+  return dispatch_kv(kv.dtype, [&](auto tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    gather_kv_kernel<<<grid_1d(items, 256), 256, 0, stream>>>(
+        static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), b.kv_indptr, b.kv_indices, seq,
+        key_begin, nk, kv.page_size, kv.kv_width, k_out, v_out);
+    return cudaGetLastError();
+  });
 }
 
 cudaError_t masked_softmax(float* s, int32_t heads, int32_t rows, int32_t nk, int32_t pos_first,
@@ -422,57 +560,80 @@ cudaError_t attention(const float* q, const AttentionBatch& b, const LayerKv& kv
              b.kv_indices, b.num_q_heads, b.num_q_heads / b.num_kv_heads,
              b.head_dim,   kv.page_size,  b.sliding_window,
              kv.kv_width,  b.scale};
-  if (tiled && run_tiles) {
-    switch (b.head_dim) {
-      case 16:
-        launch_tiles<16>(q, a, b, kv, out, stream);
-        break;
-      case 32:
-        launch_tiles<32>(q, a, b, kv, out, stream);
-        break;
-      case 48:
-        launch_tiles<48>(q, a, b, kv, out, stream);
-        break;
-      case 64:
-        launch_tiles<64>(q, a, b, kv, out, stream);
-        break;
-      case 80:
-        launch_tiles<80>(q, a, b, kv, out, stream);
-        break;
-      case 96:
-        launch_tiles<96>(q, a, b, kv, out, stream);
-        break;
-      case 112:
-        launch_tiles<112>(q, a, b, kv, out, stream);
-        break;
-      default:
-        launch_tiles<128>(q, a, b, kv, out, stream);
-        break;
+  return dispatch_kv(kv.dtype, [&](auto tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    if (tiled && run_tiles) {
+      switch (b.head_dim) {
+        case 16:
+          launch_tiles<16, T>(q, a, b, kv, out, stream);
+          break;
+        case 32:
+          launch_tiles<32, T>(q, a, b, kv, out, stream);
+          break;
+        case 48:
+          launch_tiles<48, T>(q, a, b, kv, out, stream);
+          break;
+        case 64:
+          launch_tiles<64, T>(q, a, b, kv, out, stream);
+          break;
+        case 80:
+          launch_tiles<80, T>(q, a, b, kv, out, stream);
+          break;
+        case 96:
+          launch_tiles<96, T>(q, a, b, kv, out, stream);
+          break;
+        case 112:
+          launch_tiles<112, T>(q, a, b, kv, out, stream);
+          break;
+        default:
+          launch_tiles<128, T>(q, a, b, kv, out, stream);
+          break;
+      }
+      cudaError_t err = cudaGetLastError();
+      if (err != cudaSuccess) return err;
+    }
+    if (rows == 0) return cudaSuccess;
+    float* part_acc = scratch;
+    float* part_ml = splits > 1 ? scratch + rows * splits * b.head_dim : nullptr;
+    const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(splits));
+    const auto* kc = static_cast<const T*>(kv.k);
+    const auto* vc = static_cast<const T*>(kv.v);
+    // The grouped bf16 kernel needs 16-byte aligned head slices: kv_width % 8 == 0.
+    const bool grouped = std::is_same_v<T, __nv_bfloat16> && kv.kv_width % 8 == 0 &&
+                         (b.head_dim == 64 || b.head_dim == 128 || b.head_dim == 256);
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      if (grouped) {
+        if (b.head_dim == 64)
+          attention_bf16_kernel<64><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kc, vc, splits,
+                                                                      out, part_acc, part_ml);
+        else if (b.head_dim == 128)
+          attention_bf16_kernel<128><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kc, vc, splits,
+                                                                       out, part_acc, part_ml);
+        else
+          attention_bf16_kernel<256><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kc, vc, splits,
+                                                                       out, part_acc, part_ml);
+      }
+    }
+    if (!grouped) {
+      if (b.head_dim <= 32)
+        attention_kernel<1, T><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kc, vc, splits, out,
+                                                                 part_acc, part_ml);
+      else if (b.head_dim <= 64)
+        attention_kernel<2, T><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kc, vc, splits, out,
+                                                                 part_acc, part_ml);
+      else if (b.head_dim <= 128)
+        attention_kernel<4, T><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kc, vc, splits, out,
+                                                                 part_acc, part_ml);
+      else
+        attention_kernel<8, T><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kc, vc, splits, out,
+                                                                 part_acc, part_ml);
     }
     cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess) return err;
-  }
-  if (rows == 0) return cudaSuccess;
-  float* part_acc = scratch;
-  float* part_ml = splits > 1 ? scratch + rows * splits * b.head_dim : nullptr;
-  const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(splits));
-  if (b.head_dim <= 32)
-    attention_kernel<1><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kv.k, kv.v, splits, out,
-                                                          part_acc, part_ml);
-  else if (b.head_dim <= 64)
-    attention_kernel<2><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kv.k, kv.v, splits, out,
-                                                          part_acc, part_ml);
-  else if (b.head_dim <= 128)
-    attention_kernel<4><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kv.k, kv.v, splits, out,
-                                                          part_acc, part_ml);
-  else
-    attention_kernel<8><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kv.k, kv.v, splits, out,
-                                                          part_acc, part_ml);
-  cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess || splits == 1) return err;
-  attention_merge_kernel<<<static_cast<unsigned>(rows), 128, 0, stream>>>(
-      splits, b.head_dim, b.num_q_heads, tokens, part_acc, part_ml, out);
-  return cudaGetLastError();
+    if (err != cudaSuccess || splits == 1) return err;
+    attention_merge_kernel<<<static_cast<unsigned>(rows), 128, 0, stream>>>(
+        splits, b.head_dim, b.num_q_heads, tokens, part_acc, part_ml, out);
+    return cudaGetLastError();
+  });
 }
 
 }  // namespace ls::cuda

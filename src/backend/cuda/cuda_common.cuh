@@ -42,6 +42,47 @@ cudaError_t dispatch_weight(DType t, F f) {
   }
 }
 
+// KV cache (and adapter page) elements: fp32 or bf16, widened to fp32 on load and rounded to
+// nearest even on store (as the CPU reference's f32_to_bf16).
+__device__ __forceinline__ void store_kv(float* p, float x) {
+  *p = x;
+}
+__device__ __forceinline__ void store_kv(__nv_bfloat16* p, float x) {
+  *p = __float2bfloat16_rn(x);
+}
+
+// Four consecutive elements at p as fp32; p aligned to 4 elements (16 bytes fp32, 8 bf16).
+__device__ __forceinline__ float4 load4(const float* p) {
+  return __ldg(reinterpret_cast<const float4*>(p));
+}
+__device__ __forceinline__ float4 load4(const __nv_bfloat16* p) {
+  const uint2 u = __ldg(reinterpret_cast<const uint2*>(p));
+  const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
+  const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
+  return make_float4(a.x, a.y, b.x, b.y);
+}
+// Two consecutive elements at p as fp32; p aligned to 2 elements.
+__device__ __forceinline__ float2 load2(const float* p) {
+  return __ldg(reinterpret_cast<const float2*>(p));
+}
+__device__ __forceinline__ float2 load2(const __nv_bfloat16* p) {
+  return __bfloat1622float2(__ldg(reinterpret_cast<const __nv_bfloat162*>(p)));
+}
+
+// Calls f(static_cast<T*>(nullptr)) with T the element type of a KV cache of dtype `t`
+// (fp32 or bf16 only).
+template <typename F>
+cudaError_t dispatch_kv(DType t, F f) {
+  switch (t) {
+    case DType::kF32:
+      return f(static_cast<float*>(nullptr));
+    case DType::kBF16:
+      return f(static_cast<__nv_bfloat16*>(nullptr));
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
 template <typename T>
 __device__ __forceinline__ T warp_sum(T v) {
   for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);

@@ -3,15 +3,17 @@
 // pool), with a different adapter and rank per token in one launch. Our own kernels because
 // the rows are scattered over pages (the punica/S-LoRA layout), which no GEMM library reads.
 //
-// Decode (one token per row, slots mixed): per-token kernels. Shrink: one warp per (token,
-// rank row), lanes stride the row's chunks with float4 loads, four in flight, one shuffle
-// reduction. Expand: one thread per four output columns (float4), looping over the slot's rank
-// unrolled by four; loads coalesced along the chunk.
+// Decode (one token per row, slots mixed): per-token kernels. Shrink: one block per (token,
+// rank row), its threads stride the row's chunks four elements each, four loads in flight, one
+// block reduction. Expand: one thread per four output columns (float4), looping over the
+// slot's rank unrolled by 16; loads coalesced along the chunk.
 // Prefill (runs of tokens sharing a slot, the segment table): tiles of 16 tokens of one
 // segment. Shrink stages a 16 x 64 tile of x and of 16 A rows in shared memory and each thread
 // computes one (token, rank) dot; expand keeps a 16 x 64 tile of v in shared memory and each
 // thread one output column for the 16 tokens, so every adapter element read serves 16 tokens.
-// Slots of rank 0 and tokens of slot -1 are left alone, as in the CPU reference.
+// Slots of rank 0 and tokens of slot -1 are left alone, as in the CPU reference. The rows are
+// fp32 or bf16 (the page store's dtype; every kernel is templated on it) and widened to fp32
+// as they are loaded.
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_ops.h"
 
@@ -23,7 +25,7 @@ constexpr int kTile = 16;   // tokens (and rank rows) per segment tile
 constexpr int kDepth = 64;  // reduction depth per shared-memory stage
 
 struct LoraArgs {
-  const float* const* chunks;
+  const void* const* chunks;
   const int64_t* a_first;
   const int64_t* bt_first;
   const int32_t* rank;
@@ -32,18 +34,24 @@ struct LoraArgs {
   const int32_t* seg_start;
   const int32_t* seg_slot;
   int32_t num_slots, max_rank;
-  int64_t in_dim, out_dim, chunk_floats;
+  int64_t in_dim, out_dim, chunk_elems;
 };
 
 LoraArgs args_of(const LoraModuleBatch& l) {
-  return {l.chunks,   l.a_first,   l.bt_first, l.rank,   l.scale,   l.token_slot,  l.seg_start,
-          l.seg_slot, l.num_slots, l.max_rank, l.in_dim, l.out_dim, l.chunk_floats};
+  return {l.chunks,   l.a_first,   l.bt_first, l.rank,   l.scale,   l.token_slot, l.seg_start,
+          l.seg_slot, l.num_slots, l.max_rank, l.in_dim, l.out_dim, l.chunk_elems};
+}
+
+template <typename T>
+__device__ __forceinline__ const T* chunk_at(const LoraArgs& a, int64_t i) {
+  return static_cast<const T*>(a.chunks[i]);
 }
 
 // Element i of row j of a matrix whose rows start at chunk index `first`.
+template <typename T>
 __device__ __forceinline__ float row_elem(const LoraArgs& a, int64_t first, int64_t per_row,
                                           int64_t j, int64_t i) {
-  return a.chunks[first + j * per_row + i / a.chunk_floats][i % a.chunk_floats];
+  return load_w(chunk_at<T>(a, first + j * per_row + i / a.chunk_elems), i % a.chunk_elems);
 }
 
 __device__ __forceinline__ int32_t slot_rank(const LoraArgs& a, int32_t s) {
@@ -54,58 +62,67 @@ __device__ __forceinline__ bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
+// p is aligned for a four-element load4.
+template <typename T>
+__device__ __forceinline__ bool aligned4(const T* p) {
+  return reinterpret_cast<uintptr_t>(p) % (4 * sizeof(T)) == 0;
+}
+
 __device__ __forceinline__ float dot4(const float4& a, const float4& b) {
   return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
 }
 
-constexpr int kShrinkWarps = 4;
+constexpr int kShrinkThreads = 128;
 
-// grid (n, ceil(max_rank / 4)), 4 warps: warp w computes v[t, blockIdx.y * 4 + w]. Lanes read
-// the row as float4, four loads in flight each (a decode batch's rows are each read once, so
-// the kernel is bound by how many bytes are in flight, not by arithmetic).
-__global__ void __launch_bounds__(kShrinkWarps * 32)
+// grid (n, max_rank), 128 threads: block (t, j) computes v[t, j]. The whole block strides the
+// row four elements a thread (load4), four loads in flight each, then reduces across its
+// warps: a 4,096-wide row is one round of loads. (One warp per row walked it in eight
+// dependent rounds, which left a batch-64 rank-16 call latency-bound at ~11 us.)
+template <typename T>
+__global__ void __launch_bounds__(kShrinkThreads)
     shrink_token_kernel(const float* x, LoraArgs a, float* v) {
   const int64_t t = blockIdx.x;
   const int32_t s = a.token_slot[t];
   const int32_t r = slot_rank(a, s);
-  const int32_t j = blockIdx.y * kShrinkWarps + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
+  const int32_t j = blockIdx.y;
   if (j >= r) return;
-  const int64_t cf = a.chunk_floats;
+  const int tid = threadIdx.x;
+  const int64_t cf = a.chunk_elems;
   const int64_t per_row = (a.in_dim + cf - 1) / cf;
   const float* xt = x + t * a.in_dim;
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   for (int64_t k = 0; k < per_row; ++k) {
-    const float* c = a.chunks[a.a_first[s] + j * per_row + k];
+    const T* c = chunk_at<T>(a, a.a_first[s] + j * per_row + k);
     const int64_t base = k * cf;
     const int64_t len = min(cf, a.in_dim - base);
-    if (len % 4 == 0 && aligned16(c) && aligned16(xt + base)) {
-      const auto* c4 = reinterpret_cast<const float4*>(c);
+    if (len % 4 == 0 && aligned4(c) && aligned16(xt + base)) {
       const auto* x4 = reinterpret_cast<const float4*>(xt + base);
       const int64_t n4 = len / 4;
-      int64_t i = lane;
-      for (; i + 96 < n4; i += 128) {
+      constexpr int kStride = kShrinkThreads;
+      int64_t i = tid;
+      for (; i + 3 * kStride < n4; i += 4 * kStride) {
         float4 w[4], xv[4];
 #pragma unroll
-        for (int u = 0; u < 4; ++u) w[u] = __ldg(c4 + i + 32 * u);
+        for (int u = 0; u < 4; ++u) w[u] = load4(c + 4 * (i + kStride * u));
 #pragma unroll
-        for (int u = 0; u < 4; ++u) xv[u] = x4[i + 32 * u];
+        for (int u = 0; u < 4; ++u) xv[u] = x4[i + kStride * u];
 #pragma unroll
         for (int u = 0; u < 4; ++u) acc[u] += dot4(w[u], xv[u]);
       }
-      for (; i < n4; i += 32) acc[0] += dot4(__ldg(c4 + i), x4[i]);
+      for (; i < n4; i += kStride) acc[0] += dot4(load4(c + 4 * i), x4[i]);
     } else {
-      for (int64_t i = lane; i < len; i += 32) acc[0] += xt[base + i] * c[i];
+      for (int64_t i = tid; i < len; i += kShrinkThreads) acc[0] += xt[base + i] * load_w(c, i);
     }
   }
-  const float sum = warp_sum((acc[0] + acc[1]) + (acc[2] + acc[3]));
-  if (lane == 0) v[t * a.max_rank + j] = sum;
+  const float sum = block_sum<kShrinkThreads>((acc[0] + acc[1]) + (acc[2] + acc[3]));
+  if (tid == 0) v[t * a.max_rank + j] = sum;
 }
 
 constexpr int kExpandThreads = 256;
 
 // grid (n, ceil(out_dim / 1024)), each thread four consecutive output columns (float4 when the
-// chunks allow), rank rows unrolled by four so several row loads are in flight.
+// chunks allow), rank rows unrolled by 16 so several row loads are in flight.
+template <typename T>
 __global__ void __launch_bounds__(kExpandThreads)
     expand_token_kernel(const float* v, LoraArgs a, float* y) {
   const int64_t t = blockIdx.x;
@@ -113,7 +130,7 @@ __global__ void __launch_bounds__(kExpandThreads)
   const int32_t r = slot_rank(a, s);
   const int64_t o = (blockIdx.y * static_cast<int64_t>(kExpandThreads) + threadIdx.x) * 4;
   if (r == 0 || o >= a.out_dim) return;
-  const int64_t cf = a.chunk_floats;
+  const int64_t cf = a.chunk_elems;
   const int64_t per_row = (a.out_dim + cf - 1) / cf;
   const float* vt = v + t * a.max_rank;
   float* yt = y + t * a.out_dim;
@@ -122,11 +139,14 @@ __global__ void __launch_bounds__(kExpandThreads)
   if (a.out_dim % 4 == 0 && cf % 4 == 0 && aligned16(yt)) {
     const int64_t ci = o / cf, off = o % cf;
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll 4
+    // Unrolled by 16 so a rank-16 slot's chunk-pointer loads, then its row loads, are each one
+    // round of memory latency (the kernel is latency-bound at decode sizes).
+#pragma unroll 16
     for (int32_t j = 0; j < r; ++j) {
-      const float* c = a.chunks[first + j * per_row + ci] + off;
-      const float4 b = aligned16(c) ? __ldg(reinterpret_cast<const float4*>(c))
-                                    : make_float4(c[0], c[1], c[2], c[3]);
+      const T* c = chunk_at<T>(a, first + j * per_row + ci) + off;
+      const float4 b = aligned4(c)
+                           ? load4(c)
+                           : make_float4(load_w(c, 0), load_w(c, 1), load_w(c, 2), load_w(c, 3));
       const float vj = vt[j];
       acc.x += vj * b.x;
       acc.y += vj * b.y;
@@ -143,12 +163,13 @@ __global__ void __launch_bounds__(kExpandThreads)
   }
   for (int64_t oo = o; oo < min(o + 4, a.out_dim); ++oo) {
     float acc = 0.0f;
-    for (int32_t j = 0; j < r; ++j) acc += vt[j] * row_elem(a, first, per_row, j, oo);
+    for (int32_t j = 0; j < r; ++j) acc += vt[j] * row_elem<T>(a, first, per_row, j, oo);
     yt[oo] += sc * acc;
   }
 }
 
 // grid (num_segments, ceil(max_rank / 16), ceil(n / 16)), 256 threads = 16 tokens x 16 rows.
+template <typename T>
 __global__ void shrink_segment_kernel(const float* x, LoraArgs a, float* v) {
   const int32_t seg = blockIdx.x;
   const int64_t t_end = a.seg_start[seg + 1];
@@ -162,7 +183,7 @@ __global__ void shrink_segment_kernel(const float* x, LoraArgs a, float* v) {
   __shared__ float as[kTile][kDepth + 1];
   const int tid = threadIdx.x;
   const int ty = tid / kTile, tx = tid % kTile;  // token, rank row
-  const int64_t per_row = (a.in_dim + a.chunk_floats - 1) / a.chunk_floats;
+  const int64_t per_row = (a.in_dim + a.chunk_elems - 1) / a.chunk_elems;
   float acc = 0.0f;
   for (int64_t k0 = 0; k0 < a.in_dim; k0 += kDepth) {
     for (int e = tid; e < kTile * kDepth; e += kTile * kTile) {
@@ -171,7 +192,7 @@ __global__ void shrink_segment_kernel(const float* x, LoraArgs a, float* v) {
       const int64_t t = t0 + rr;
       const int32_t j = j0 + rr;
       xs[rr][kk] = (t < t_end && i < a.in_dim) ? x[t * a.in_dim + i] : 0.0f;
-      as[rr][kk] = (j < r && i < a.in_dim) ? row_elem(a, a.a_first[s], per_row, j, i) : 0.0f;
+      as[rr][kk] = (j < r && i < a.in_dim) ? row_elem<T>(a, a.a_first[s], per_row, j, i) : 0.0f;
     }
     __syncthreads();
 #pragma unroll 16
@@ -184,6 +205,7 @@ __global__ void shrink_segment_kernel(const float* x, LoraArgs a, float* v) {
 }
 
 // grid (num_segments, ceil(out_dim / 256), ceil(n / 16)), one thread per output column.
+template <typename T>
 __global__ void expand_segment_kernel(const float* v, LoraArgs a, float* y) {
   const int32_t seg = blockIdx.x;
   const int64_t t_end = a.seg_start[seg + 1];
@@ -194,7 +216,7 @@ __global__ void expand_segment_kernel(const float* v, LoraArgs a, float* y) {
   if (r == 0) return;
   __shared__ float vs[kTile][kDepth];
   const int64_t o = blockIdx.y * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  const int64_t per_row = (a.out_dim + a.chunk_floats - 1) / a.chunk_floats;
+  const int64_t per_row = (a.out_dim + a.chunk_elems - 1) / a.chunk_elems;
   float acc[kTile];
 #pragma unroll
   for (int i = 0; i < kTile; ++i) acc[i] = 0.0f;
@@ -208,7 +230,7 @@ __global__ void expand_segment_kernel(const float* v, LoraArgs a, float* y) {
     if (o < a.out_dim) {
       const int32_t jn = min(kDepth, r - j0);
       for (int jj = 0; jj < jn; ++jj) {
-        const float b = row_elem(a, a.bt_first[s], per_row, j0 + jj, o);
+        const float b = row_elem<T>(a, a.bt_first[s], per_row, j0 + jj, o);
 #pragma unroll
         for (int tt = 0; tt < kTile; ++tt) acc[tt] += vs[tt][jj] * b;
       }
@@ -223,7 +245,8 @@ __global__ void expand_segment_kernel(const float* v, LoraArgs a, float* y) {
 }
 
 bool valid(const LoraModuleBatch& l, bool by_segment) {
-  if (l.num_slots < 0 || l.max_rank < 1 || l.in_dim < 1 || l.out_dim < 1 || l.chunk_floats < 1)
+  if (l.num_slots < 0 || l.max_rank < 1 || l.max_rank > 65535 || l.in_dim < 1 || l.out_dim < 1 ||
+      l.chunk_elems < 1 || !kv_dtype_supported(l.dtype))
     return false;
   if (by_segment && (!l.seg_start || !l.seg_slot)) return false;
   return true;
@@ -236,18 +259,20 @@ cudaError_t lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, flo
   if (n == 0 || l.num_slots == 0) return cudaSuccess;
   if (!valid(l, by_segment)) return cudaErrorInvalidValue;
   const LoraArgs a = args_of(l);
-  if (by_segment) {
-    if (l.num_segments == 0) return cudaSuccess;
-    const dim3 grid(static_cast<unsigned>(l.num_segments),
-                    static_cast<unsigned>((l.max_rank + kTile - 1) / kTile),
-                    static_cast<unsigned>((n + kTile - 1) / kTile));
-    shrink_segment_kernel<<<grid, kTile * kTile, 0, stream>>>(x, a, v);
-  } else {
-    const dim3 grid(static_cast<unsigned>(n),
-                    static_cast<unsigned>((l.max_rank + kShrinkWarps - 1) / kShrinkWarps));
-    shrink_token_kernel<<<grid, kShrinkWarps * 32, 0, stream>>>(x, a, v);
-  }
-  return cudaGetLastError();
+  return dispatch_kv(l.dtype, [&](auto tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    if (by_segment) {
+      if (l.num_segments == 0) return cudaSuccess;
+      const dim3 grid(static_cast<unsigned>(l.num_segments),
+                      static_cast<unsigned>((l.max_rank + kTile - 1) / kTile),
+                      static_cast<unsigned>((n + kTile - 1) / kTile));
+      shrink_segment_kernel<T><<<grid, kTile * kTile, 0, stream>>>(x, a, v);
+    } else {
+      const dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>(l.max_rank));
+      shrink_token_kernel<T><<<grid, kShrinkThreads, 0, stream>>>(x, a, v);
+    }
+    return cudaGetLastError();
+  });
 }
 
 cudaError_t lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, float* y,
@@ -256,18 +281,21 @@ cudaError_t lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, flo
   if (!valid(l, by_segment)) return cudaErrorInvalidValue;
   const LoraArgs a = args_of(l);
   const unsigned col_blocks = static_cast<unsigned>((l.out_dim + 255) / 256);
-  if (by_segment) {
-    if (l.num_segments == 0) return cudaSuccess;
-    const dim3 grid(static_cast<unsigned>(l.num_segments), col_blocks,
-                    static_cast<unsigned>((n + kTile - 1) / kTile));
-    expand_segment_kernel<<<grid, 256, 0, stream>>>(v, a, y);
-  } else {
-    const dim3 grid(
-        static_cast<unsigned>(n),
-        static_cast<unsigned>((l.out_dim + 4 * kExpandThreads - 1) / (4 * kExpandThreads)));
-    expand_token_kernel<<<grid, kExpandThreads, 0, stream>>>(v, a, y);
-  }
-  return cudaGetLastError();
+  return dispatch_kv(l.dtype, [&](auto tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    if (by_segment) {
+      if (l.num_segments == 0) return cudaSuccess;
+      const dim3 grid(static_cast<unsigned>(l.num_segments), col_blocks,
+                      static_cast<unsigned>((n + kTile - 1) / kTile));
+      expand_segment_kernel<T><<<grid, 256, 0, stream>>>(v, a, y);
+    } else {
+      const dim3 grid(
+          static_cast<unsigned>(n),
+          static_cast<unsigned>((l.out_dim + 4 * kExpandThreads - 1) / (4 * kExpandThreads)));
+      expand_token_kernel<T><<<grid, kExpandThreads, 0, stream>>>(v, a, y);
+    }
+    return cudaGetLastError();
+  });
 }
 
 }  // namespace ls::cuda

@@ -77,16 +77,17 @@ __global__ void rope_kernel(float* q, float* k, const float* inv_freq, int32_t h
   }
 }
 
+template <typename T>
 __global__ void kv_write_kernel(const float* k, const float* v, const int64_t* slots, int64_t n,
-                                float* kc, float* vc, int64_t width) {
+                                T* kc, T* vc, int64_t width) {
   const int64_t total = n * width;
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t t = idx / width, i = idx % width;
     const int64_t slot = slots[t];
     if (slot < 0) continue;
-    kc[slot * width + i] = k[idx];
-    vc[slot * width + i] = v[idx];
+    store_kv(kc + slot * width + i, k[idx]);
+    store_kv(vc + slot * width + i, v[idx]);
   }
 }
 
@@ -357,9 +358,12 @@ cudaError_t kv_write(const float* k, const float* v, const int64_t* slot_mapping
                      const LayerKv& kv, cudaStream_t stream) {
   const int64_t total = n * kv.kv_width;
   if (total == 0) return cudaSuccess;
-  kv_write_kernel<<<grid_1d(total, kThreads), kThreads, 0, stream>>>(k, v, slot_mapping, n, kv.k,
-                                                                     kv.v, kv.kv_width);
-  return cudaGetLastError();
+  return dispatch_kv(kv.dtype, [&](auto tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    kv_write_kernel<<<grid_1d(total, kThreads), kThreads, 0, stream>>>(
+        k, v, slot_mapping, n, static_cast<T*>(kv.k), static_cast<T*>(kv.v), kv.kv_width);
+    return cudaGetLastError();
+  });
 }
 
 cudaError_t split_f32(const float* x, int64_t count, DType to, void* out, cudaStream_t stream) {

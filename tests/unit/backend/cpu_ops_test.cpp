@@ -264,10 +264,37 @@ void PrintTo(const AttnCase& c, std::ostream* os) {
   *os << c.name;
 }
 
-class PagedAttention : public CpuOps, public ::testing::WithParamInterface<AttnCase> {};
+// A KV cache (or adapter pages) of `n` elements of `t` (fp32 or bf16), NaN everywhere at first:
+// reading an element that was never written poisons the output.
+struct KvBuf {
+  DType t;
+  std::vector<float> f32;
+  std::vector<uint16_t> b16;
+  KvBuf(DType dtype, size_t n) : t(dtype) {
+    if (t == DType::kF32)
+      f32.assign(n, kNaN);
+    else
+      b16.assign(n, f32_to_bf16(kNaN));
+  }
+  void* data() { return t == DType::kF32 ? static_cast<void*>(f32.data()) : b16.data(); }
+  float at(size_t i) const { return t == DType::kF32 ? f32[i] : bf16_to_f32(b16[i]); }
+};
+
+// x as a cache of dtype t stores it (bf16: rounded to nearest even).
+float stored_as(DType t, float x) {
+  return t == DType::kF32 ? x : bf16_to_f32(f32_to_bf16(x));
+}
+
+std::string dtype_suffix(DType t) {
+  return t == DType::kF32 ? "fp32" : "bf16";
+}
+
+class PagedAttention : public CpuOps,
+                       public ::testing::WithParamInterface<std::tuple<AttnCase, DType>> {};
 
 TEST_P(PagedAttention, MatchesNaiveCausalAttention) {
-  const AttnCase& c = GetParam();
+  const AttnCase& c = std::get<0>(GetParam());
+  const DType kv_dtype = std::get<1>(GetParam());
   const int32_t ps = c.page_size, hd = c.head_dim, hq = c.num_q_heads, hkv = c.num_kv_heads;
   const int32_t width = hkv * hd, num_seqs = static_cast<int32_t>(c.seq_lens.size());
   // Page table: every sequence gets its pages from a shuffled list (plus spare pages nobody owns).
@@ -283,9 +310,9 @@ TEST_P(PagedAttention, MatchesNaiveCausalAttention) {
     for (int32_t p = 0; p < (len + ps - 1) / ps; ++p) indices.push_back(order[indices.size()]);
     indptr.push_back(static_cast<int32_t>(indices.size()));
   }
-  // NaN everywhere first: reading a slot that was never written poisons the output.
-  std::vector<float> kc(num_pages * ps * width, kNaN), vc(kc.size(), kNaN);
-  LayerKv kv{kc.data(), vc.data(), ps, width};
+  KvBuf kc(kv_dtype, static_cast<size_t>(num_pages * ps * width)),
+      vc(kv_dtype, static_cast<size_t>(num_pages * ps * width));
+  LayerKv kv{kc.data(), vc.data(), kv_dtype, ps, width};
   auto slot = [&](int32_t s, int32_t pos) -> int64_t {
     return int64_t{indices[indptr[s] + pos / ps]} * ps + pos % ps;
   };
@@ -309,8 +336,11 @@ TEST_P(PagedAttention, MatchesNaiveCausalAttention) {
   for (int32_t s = 0; s < num_seqs; ++s)
     for (int32_t pos = 0; pos < c.seq_lens[s]; ++pos)
       for (int32_t i = 0; i < width; ++i) {
-        ASSERT_EQ(kc[slot(s, pos) * width + i], keys[s][pos * width + i]);
-        ASSERT_EQ(vc[slot(s, pos) * width + i], vals[s][pos * width + i]);
+        float& key = keys[s][pos * width + i];
+        float& val = vals[s][pos * width + i];
+        key = stored_as(kv_dtype, key), val = stored_as(kv_dtype, val);  // what the ref reads
+        ASSERT_EQ(kc.at(slot(s, pos) * width + i), key);
+        ASSERT_EQ(vc.at(slot(s, pos) * width + i), val);
       }
   // Queries: every position of sequence 0 (prefill), the last of each other sequence (decode),
   // and a middle position of the longer ones (keys after it are in the cache but masked).
@@ -374,13 +404,18 @@ TEST_P(PagedAttention, MatchesNaiveCausalAttention) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, PagedAttention,
-    ::testing::Values(AttnCase{"page1_mha", 1, 2, 2, 16, 0, {6, 1, 9}},
-                      AttnCase{"page4_gqa", 4, 8, 2, 32, 0, {13, 3, 4, 17}},
-                      AttnCase{"page3_gqa_window", 3, 6, 3, 16, 4, {16, 2, 10, 7}},
-                      AttnCase{"page1_window", 1, 4, 2, 8, 3, {9, 5}},
-                      AttnCase{"page16_mqa", 16, 4, 1, 16, 0, {5, 20, 33}},
-                      AttnCase{"window_longer_than_seq", 2, 4, 4, 8, 64, {11, 6}}),
-    [](const auto& info) { return std::string(info.param.name); });
+    ::testing::Combine(
+        ::testing::Values(AttnCase{"page1_mha", 1, 2, 2, 16, 0, {6, 1, 9}},
+                          AttnCase{"page4_gqa", 4, 8, 2, 32, 0, {13, 3, 4, 17}},
+                          AttnCase{"page3_gqa_window", 3, 6, 3, 16, 4, {16, 2, 10, 7}},
+                          AttnCase{"page1_window", 1, 4, 2, 8, 3, {9, 5}},
+                          AttnCase{"page16_mqa", 16, 4, 1, 16, 0, {5, 20, 33}},
+                          AttnCase{"window_longer_than_seq", 2, 4, 4, 8, 64, {11, 6}}),
+        ::testing::Values(DType::kF32, DType::kBF16)),
+    [](const auto& info) {
+      return std::string(std::get<0>(info.param).name) + "_" +
+             dtype_suffix(std::get<1>(info.param));
+    });
 
 // ---- LoRA ----
 
@@ -390,10 +425,12 @@ struct LoraSlot {
   std::vector<float> a, bt;  // [rank, in], [rank, out]
 };
 
-class Lora : public CpuOps, public ::testing::WithParamInterface<int32_t> {};
+class Lora : public CpuOps, public ::testing::WithParamInterface<std::tuple<int32_t, DType>> {};
 
 TEST_P(Lora, ShrinkExpandHeterogeneousRanks) {
-  const int32_t max_rank = GetParam();  // the v stride: at least the largest rank in the call
+  // The v stride (at least the largest rank in the call), and the pages' element type.
+  const int32_t max_rank = std::get<0>(GetParam());
+  const DType page_dtype = std::get<1>(GetParam());
   const int64_t in = 48, out_dim = 40;
   std::vector<LoraSlot> slots;
   const std::vector<std::pair<int32_t, float>> rank_scale = {
@@ -401,6 +438,8 @@ TEST_P(Lora, ShrinkExpandHeterogeneousRanks) {
   for (auto [r, sc] : rank_scale) {
     LoraSlot s{r, sc, {}, {}};
     if (r > 0) s.a = random_vec(rng, r * in, 0.3), s.bt = random_vec(rng, r * out_dim, 0.3);
+    for (float& e : s.a) e = stored_as(page_dtype, e);  // the reference reads what is stored
+    for (float& e : s.bt) e = stored_as(page_dtype, e);
     slots.push_back(std::move(s));
   }
   // Runs of one slot, alternating single tokens, tokens without an adapter, and slot 4 whose
@@ -414,19 +453,26 @@ TEST_P(Lora, ShrinkExpandHeterogeneousRanks) {
   const int64_t in_chunks = (in + chunk - 1) / chunk, out_chunks = (out_dim + chunk - 1) / chunk;
   int64_t total_chunks = 0;
   for (const auto& s : slots) total_chunks += s.rank * (in_chunks + out_chunks);
-  std::vector<float> pages(static_cast<size_t>(total_chunks * chunk), kNaN);
+  KvBuf pages(page_dtype, static_cast<size_t>(total_chunks * chunk));
   std::vector<int64_t> order(static_cast<size_t>(total_chunks));
   for (int64_t i = 0; i < total_chunks; ++i) order[i] = i;
   for (int64_t i = total_chunks - 1; i > 0; --i)
     std::swap(order[i], order[static_cast<int64_t>(rng.next_u64() % static_cast<uint64_t>(i + 1))]);
-  std::vector<const float*> chunks;
+  std::vector<const void*> chunks;
   auto add_rows = [&](const std::vector<float>& m, int32_t rank, int64_t dim) {
     for (int32_t j = 0; j < rank; ++j)
       for (int64_t k = 0; k * chunk < dim; ++k) {
-        float* dst = pages.data() + order[chunks.size()] * chunk;
+        const int64_t at = order[chunks.size()] * chunk;
         const int64_t len = std::min(chunk, dim - k * chunk);
-        std::copy(m.begin() + j * dim + k * chunk, m.begin() + j * dim + k * chunk + len, dst);
-        chunks.push_back(dst);
+        for (int64_t i = 0; i < len; ++i) {
+          const float e = m[static_cast<size_t>(j * dim + k * chunk + i)];
+          if (page_dtype == DType::kF32)
+            pages.f32[static_cast<size_t>(at + i)] = e;
+          else
+            pages.b16[static_cast<size_t>(at + i)] = f32_to_bf16(e);
+        }
+        chunks.push_back(page_dtype == DType::kF32 ? static_cast<const void*>(&pages.f32[at])
+                                                   : &pages.b16[at]);
       }
   };
   std::vector<int64_t> a_first, bt_first;
@@ -451,7 +497,8 @@ TEST_P(Lora, ShrinkExpandHeterogeneousRanks) {
   lb.max_rank = max_rank;
   lb.in_dim = in;
   lb.out_dim = out_dim;
-  lb.chunk_floats = chunk;
+  lb.chunk_elems = chunk;
+  lb.dtype = page_dtype;
   lb.chunks = chunks.data();
   lb.a_first = a_first.data();
   lb.bt_first = bt_first.data();
@@ -515,7 +562,13 @@ TEST_P(Lora, ShrinkExpandHeterogeneousRanks) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(VStride, Lora, ::testing::Values(128, 160));
+INSTANTIATE_TEST_SUITE_P(VStride, Lora,
+                         ::testing::Combine(::testing::Values(128, 160),
+                                            ::testing::Values(DType::kF32, DType::kBF16)),
+                         [](const auto& info) {
+                           return std::to_string(std::get<0>(info.param)) + "_" +
+                                  dtype_suffix(std::get<1>(info.param));
+                         });
 
 }  // namespace
 }  // namespace ls

@@ -281,16 +281,20 @@ TEST(PagePoolDeathTest, DestroyingPoolWithOwnedPagesAborts) {
 TEST(PageStore, LayoutAndBytes) {
   auto backend = make_cpu_backend();
   PageStore kv(*backend, 3, 5, 4, 6);
-  EXPECT_EQ(kv.chunk_floats(), 4 * 6);
+  EXPECT_EQ(kv.chunk_elems(), 4 * 6);
   EXPECT_EQ(kv.page_bytes(), 2 * 3 * 4 * 6 * 4);
-  EXPECT_EQ(kv.chunk(1, 2, 0), kv.layer(1).k + 2 * 4 * 6);
-  EXPECT_EQ(kv.chunk(2, 4, 1), kv.layer(2).v + 4 * 4 * 6);
+  EXPECT_EQ(kv.dtype(), DType::kF32);
+  EXPECT_EQ(kv.layer(0).dtype, DType::kF32);
+  EXPECT_EQ(kv.chunk(1, 2, 0), static_cast<float*>(kv.layer(1).k) + 2 * 4 * 6);
+  EXPECT_EQ(kv.chunk(2, 4, 1), static_cast<float*>(kv.layer(2).v) + 4 * 4 * 6);
   EXPECT_EQ(kv.num_pages(), 5);
   EXPECT_EQ(kv.page_size(), 4);
   EXPECT_EQ(kv.bytes(), 3u * 2u * 5u * 4u * 6u * sizeof(float));
-  std::set<const float*> ptrs;
+  std::set<const void*> ptrs;
   for (int32_t l = 0; l < 3; ++l) {
     LayerKv lk = kv.layer(l);
+    auto* k = static_cast<float*>(lk.k);
+    auto* v = static_cast<float*>(lk.v);
     EXPECT_EQ(lk.page_size, 4);
     EXPECT_EQ(lk.kv_width, 6);
     ASSERT_NE(lk.k, nullptr);
@@ -298,12 +302,35 @@ TEST(PageStore, LayoutAndBytes) {
     EXPECT_TRUE(ptrs.insert(lk.k).second);
     EXPECT_TRUE(ptrs.insert(lk.v).second);
     // Every slot of every page is writable (ASan checks the bounds).
-    for (int32_t i = 0; i < 5 * 4 * 6; ++i) lk.k[i] = lk.v[i] = static_cast<float>(l * 1000 + i);
+    for (int32_t i = 0; i < 5 * 4 * 6; ++i) k[i] = v[i] = static_cast<float>(l * 1000 + i);
   }
   for (int32_t l = 0; l < 3; ++l) {
-    EXPECT_EQ(kv.layer(l).k[5 * 4 * 6 - 1], static_cast<float>(l * 1000 + 5 * 4 * 6 - 1));
-    EXPECT_EQ(kv.layer(l).v[0], static_cast<float>(l * 1000));
+    EXPECT_EQ(static_cast<float*>(kv.layer(l).k)[5 * 4 * 6 - 1],
+              static_cast<float>(l * 1000 + 5 * 4 * 6 - 1));
+    EXPECT_EQ(static_cast<float*>(kv.layer(l).v)[0], static_cast<float>(l * 1000));
   }
+}
+
+TEST(PageStore, Bf16HalvesTheBytes) {
+  auto backend = make_cpu_backend();
+  PageStore kv(*backend, 3, 5, 4, 6, DType::kBF16);
+  EXPECT_EQ(kv.dtype(), DType::kBF16);
+  EXPECT_EQ(kv.chunk_elems(), 4 * 6);
+  EXPECT_EQ(kv.page_bytes(), 2 * 3 * 4 * 6 * 2);
+  EXPECT_EQ(PageStore::page_bytes(3, 4, 6, DType::kBF16), kv.page_bytes());
+  EXPECT_EQ(PageStore::page_bytes(3, 4, 6, DType::kF32), 2 * kv.page_bytes());
+  EXPECT_EQ(kv.bytes(), 3u * 2u * 5u * 4u * 6u * 2u);
+  const LayerKv lk = kv.layer(2);
+  EXPECT_EQ(lk.dtype, DType::kBF16);
+  EXPECT_EQ(kv.chunk(2, 4, 1), static_cast<uint16_t*>(lk.v) + 4 * 4 * 6);
+  // The last element of the last page is writable (ASan checks the bounds).
+  static_cast<uint16_t*>(lk.k)[5 * 4 * 6 - 1] = f32_to_bf16(1.5f);
+  EXPECT_EQ(bf16_to_f32(static_cast<uint16_t*>(kv.chunk(2, 4, 0))[4 * 6 - 1]), 1.5f);
+}
+
+TEST(PageStoreDeathTest, RejectsOtherDtypes) {
+  auto backend = make_cpu_backend();
+  EXPECT_DEATH(PageStore(*backend, 1, 1, 1, 4, DType::kF16), "fp32 or bf16");
 }
 
 TEST(PagePool, CountsPagesByKind) {
