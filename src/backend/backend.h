@@ -94,6 +94,16 @@ class Backend {
   virtual void lora_shrink(const float* x, int64_t n, const LoraModuleBatch& lora, float* v) = 0;
   // y[t] += scale_s * v[t, :rank(s)] * B_s^T; tokens with slot -1 are left alone.
   virtual void lora_expand(const float* v, int64_t n, const LoraModuleBatch& lora, float* y) = 0;
+  // Up to kMaxLoraGroup modules that read the same x (q, k, v; gate, up): for each i,
+  // lora_shrink(x, mods[i]) into v[i], then lora_expand into y[i]. A backend may fuse the
+  // modules' launches (CUDA does for decode); the default runs them one after another.
+  virtual void lora_group(const float* x, int64_t n, const LoraModuleBatch* mods, int32_t count,
+                          float* const* v, float* const* y) {
+    for (int32_t i = 0; i < count; ++i) {
+      lora_shrink(x, n, mods[i], v[i]);
+      lora_expand(v[i], n, mods[i], y[i]);
+    }
+  }
   // Shared-basis LoRA (Compress then Serve): y[t] += U_g S_t V_g^T x[t] for every token t whose
   // slot has a group g (docs/COMPRESSION.md); x V and U are GEMMs over the group's tokens.
   virtual void compressed_lora(const float* x, int64_t n, const CompressedLoraBatch& batch,

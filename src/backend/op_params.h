@@ -94,6 +94,9 @@ struct LoraModuleBatch {
   const int32_t* seg_slot = nullptr;   // [num_segments]
 };
 
+// Most modules one Backend::lora_group call takes (q, k and v share their input).
+inline constexpr int32_t kMaxLoraGroup = 3;
+
 // Per-row sampling. temperature 0 = greedy (ties to the lowest id). Otherwise softmax of
 // logits / temperature, keep the top_k (0 = all), then drop tokens whose probability is below
 // min_p times the top token's (0 = off), then keep the smallest prefix whose mass (renormalised

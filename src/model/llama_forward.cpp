@@ -12,6 +12,7 @@
 // same layer code (run_device) is captured once per bucket and replayed.
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 
 #include "backend/attention_tiles.h"
 #include "base/check.h"
@@ -311,19 +312,37 @@ void LlamaModel::run_device(const DeviceBatch& d, const PageStore& kv) const {
   auto f32 = [&](int64_t count) { return be.alloc(static_cast<size_t>(count) * sizeof(float)); };
   Buffer residual = f32(n * H), x = f32(n * std::max(H, Q)), q = f32(n * Q), k = f32(n * KV),
          v = f32(n * KV), attn = f32(n * Q), out = f32(n * H), gate = f32(n * I), up = f32(n * I),
-         lora_v = f32(n * d.v_stride);
+         lora_v = f32(kMaxLoraGroup * n * d.v_stride);
   Buffer comp_t;  // x V of the compressed adapters' tokens, only when there are any
   if (d.comp_groups > 0) comp_t = f32(n * d.comp_k_max);
 
-  auto linear = [&](const float* in, const Weight& w, const Weight& bias, int32_t layer,
-                    LoraTarget target, float* y) {
-    be.gemm(in, n, w, bias.empty() ? nullptr : &bias, y, false);
-    if (auto lb = lora_module(c, d, layer, target)) {
-      be.lora_shrink(in, n, *lb, lora_v.as<float>());
-      be.lora_expand(lora_v.as<float>(), n, *lb, y);
+  // Linears that read the same input (q, k, v; gate, up; or one alone): the GEMMs, then the
+  // LoRA of every module that has one in a single lora_group call (one fused launch pair on
+  // CUDA decode instead of one per module), then the compressed adapters.
+  struct Proj {
+    const Weight* w;
+    const Weight* bias;
+    LoraTarget target;
+    float* y;
+  };
+  auto linears = [&](const float* in, int32_t layer, std::initializer_list<Proj> projs) {
+    LoraModuleBatch mods[kMaxLoraGroup];
+    float* vs[kMaxLoraGroup];
+    float* ys[kMaxLoraGroup];
+    int32_t count = 0;
+    for (const Proj& p : projs) {
+      be.gemm(in, n, *p.w, p.bias->empty() ? nullptr : p.bias, p.y, false);
+      if (auto lb = lora_module(c, d, layer, p.target)) {
+        LS_CHECK(count < kMaxLoraGroup);
+        mods[count] = *lb;
+        vs[count] = lora_v.as<float>() + count * n * d.v_stride;
+        ys[count++] = p.y;
+      }
     }
-    if (auto cb = compressed_module(c, d, layer, target, comp_t.as<float>()))
-      be.compressed_lora(in, n, *cb, y);
+    if (count > 0) be.lora_group(in, n, mods, count, vs, ys);
+    for (const Proj& p : projs)
+      if (auto cb = compressed_module(c, d, layer, p.target, comp_t.as<float>()))
+        be.compressed_lora(in, n, *cb, p.y);
   };
 
   AttentionBatch ab;
@@ -351,20 +370,22 @@ void LlamaModel::run_device(const DeviceBatch& d, const PageStore& kv) const {
               x.as<float>());
   for (int32_t l = 0; l < c.num_layers; ++l) {
     const Layer& L = layers_[static_cast<size_t>(l)];
-    linear(x.as<float>(), L.q, L.q_bias, l, LoraTarget::kQ, q.as<float>());
-    linear(x.as<float>(), L.k, L.k_bias, l, LoraTarget::kK, k.as<float>());
-    linear(x.as<float>(), L.v, L.v_bias, l, LoraTarget::kV, v.as<float>());
+    linears(x.as<float>(), l,
+            {{&L.q, &L.q_bias, LoraTarget::kQ, q.as<float>()},
+             {&L.k, &L.k_bias, LoraTarget::kK, k.as<float>()},
+             {&L.v, &L.v_bias, LoraTarget::kV, v.as<float>()}});
     be.rope(q.as<float>(), k.as<float>(), rp, d.positions, n);
     const LayerKv layer_kv = kv.layer(l);
     be.kv_write(k.as<float>(), v.as<float>(), d.slot_mapping, n, layer_kv);
     be.attention(q.as<float>(), ab, layer_kv, attn.as<float>());
-    linear(attn.as<float>(), L.o, L.o_bias, l, LoraTarget::kO, out.as<float>());
+    linears(attn.as<float>(), l, {{&L.o, &L.o_bias, LoraTarget::kO, out.as<float>()}});
     be.add_rms_norm(residual.as<float>(), out.as<float>(), L.post_norm,
                     static_cast<float>(c.rms_norm_eps), n, x.as<float>());
-    linear(x.as<float>(), L.gate, L.gate_bias, l, LoraTarget::kGate, gate.as<float>());
-    linear(x.as<float>(), L.up, L.up_bias, l, LoraTarget::kUp, up.as<float>());
+    linears(x.as<float>(), l,
+            {{&L.gate, &L.gate_bias, LoraTarget::kGate, gate.as<float>()},
+             {&L.up, &L.up_bias, LoraTarget::kUp, up.as<float>()}});
     be.silu_mul(gate.as<float>(), up.as<float>(), n, I, gate.as<float>());
-    linear(gate.as<float>(), L.down, L.down_bias, l, LoraTarget::kDown, out.as<float>());
+    linears(gate.as<float>(), l, {{&L.down, &L.down_bias, LoraTarget::kDown, out.as<float>()}});
     const Weight& next_norm =
         l + 1 < c.num_layers ? layers_[static_cast<size_t>(l + 1)].input_norm : final_norm_;
     be.add_rms_norm(residual.as<float>(), out.as<float>(), next_norm,

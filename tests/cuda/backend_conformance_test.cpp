@@ -430,42 +430,16 @@ struct LoraCase {
   std::vector<std::pair<int32_t, int32_t>> segments;
 };
 
-std::vector<float> run_lora(Backend& be, const LoraCase& c, uint64_t seed, DType page_dtype) {
+// `modules` > 1: that many modules read the same x and tokens (module i has its own adapter
+// rows, out_dim - 3i columns, and ranks rotated by i) through Backend::lora_group; the CPU's
+// default runs them one by one, CUDA fuses them at decode.
+std::vector<float> run_lora(Backend& be, const LoraCase& c, uint64_t seed, DType page_dtype,
+                            int32_t modules = 1) {
   Rng rng(seed);
   Dev d{be};
   const int32_t ns = static_cast<int32_t>(c.ranks.size());
   const int64_t cf = c.chunk_elems;
-  const int64_t a_row = (c.in_dim + cf - 1) / cf, b_row = (c.out_dim + cf - 1) / cf;
-  int64_t total_chunks = 0;
-  for (int32_t r : c.ranks) total_chunks += r * (a_row + b_row);
-  // The chunks live in one pool in shuffled order, as adapter pages do.
-  std::vector<int64_t> place(static_cast<size_t>(total_chunks));
-  std::iota(place.begin(), place.end(), 0);
-  for (size_t i = place.size() - 1; i > 0; --i)
-    std::swap(place[i], place[static_cast<size_t>(rng.uniform() * static_cast<double>(i + 1))]);
-  auto pool = random_vec(rng, static_cast<size_t>(std::max<int64_t>(1, total_chunks) * cf), 0.1);
-  Buffer dpool;
-  if (page_dtype == DType::kF32) {
-    dpool = d.put(pool);
-  } else {
-    std::vector<uint16_t> p16(pool.size());
-    for (size_t i = 0; i < pool.size(); ++i) p16[i] = f32_to_bf16(pool[i]);
-    dpool = d.put(p16);
-  }
   const int64_t eb = static_cast<int64_t>(dtype_size(page_dtype));
-  std::vector<const void*> chunks;
-  std::vector<int64_t> a_first, bt_first;
-  std::vector<float> scales;
-  for (int32_t s = 0; s < ns; ++s) {
-    const int32_t r = c.ranks[static_cast<size_t>(s)];
-    a_first.push_back(static_cast<int64_t>(chunks.size()));
-    for (int64_t i = 0; i < r * a_row; ++i)
-      chunks.push_back(dpool.as<char>() + place[chunks.size()] * cf * eb);
-    bt_first.push_back(static_cast<int64_t>(chunks.size()));
-    for (int64_t i = 0; i < r * b_row; ++i)
-      chunks.push_back(dpool.as<char>() + place[chunks.size()] * cf * eb);
-    scales.push_back(static_cast<float>(0.5 + s));
-  }
   std::vector<int32_t> token_slot, seg_start, seg_slot;
   for (auto [slot, len] : c.segments) {
     seg_start.push_back(static_cast<int32_t>(token_slot.size()));
@@ -475,34 +449,90 @@ std::vector<float> run_lora(Backend& be, const LoraCase& c, uint64_t seed, DType
   seg_start.push_back(static_cast<int32_t>(token_slot.size()));
   const int64_t n = static_cast<int64_t>(token_slot.size());
   auto x = random_vec(rng, static_cast<size_t>(n * c.in_dim));
-  auto y = random_vec(rng, static_cast<size_t>(n * c.out_dim));
-  Buffer dchunks = d.put(chunks), dfa = d.put(a_first), dfb = d.put(bt_first),
-         drank = d.put(c.ranks), dscale = d.put(scales), dtok = d.put(token_slot),
-         dss = d.put(seg_start), dsl = d.put(seg_slot), dx = d.put(x), dy = d.put(y);
-  // Sentinels where no rank row is written; expand reads v only for j < rank.
-  std::vector<float> v0(static_cast<size_t>(n * c.max_rank), kNaN);
-  Buffer dv = d.put(v0);
-  LoraModuleBatch l;
-  l.num_slots = ns;
-  l.max_rank = c.max_rank;
-  l.in_dim = c.in_dim;
-  l.out_dim = c.out_dim;
-  l.chunk_elems = cf;
-  l.dtype = page_dtype;
-  l.chunks = dchunks.as<const void*>();
-  l.a_first = dfa.as<int64_t>();
-  l.bt_first = dfb.as<int64_t>();
-  l.rank = drank.as<int32_t>();
-  l.scale = dscale.as<float>();
-  l.token_slot = dtok.as<int32_t>();
-  l.num_segments = static_cast<int32_t>(seg_slot.size());
-  l.seg_start = dss.as<int32_t>();
-  l.seg_slot = dsl.as<int32_t>();
-  be.lora_shrink(dx.as<float>(), n, l, dv.as<float>());
-  be.lora_expand(dv.as<float>(), n, l, dy.as<float>());
-  auto r = d.get<float>(dv, v0.size());
-  auto ry = d.get<float>(dy, y.size());
-  r.insert(r.end(), ry.begin(), ry.end());
+  std::vector<Buffer> keep;  // every module's tables, alive until the ops ran
+  Buffer dtok = d.put(token_slot), dss = d.put(seg_start), dsl = d.put(seg_slot), dx = d.put(x);
+  std::vector<LoraModuleBatch> mods;
+  std::vector<Buffer> dvs, dys;
+  std::vector<size_t> v_len, y_len;
+  for (int32_t m = 0; m < modules; ++m) {
+    const int64_t out_dim = c.out_dim - 3 * m;
+    std::vector<int32_t> ranks(c.ranks);
+    std::rotate(ranks.begin(), ranks.begin() + m % ns, ranks.end());
+    const int64_t a_row = (c.in_dim + cf - 1) / cf, b_row = (out_dim + cf - 1) / cf;
+    int64_t total_chunks = 0;
+    for (int32_t r : ranks) total_chunks += r * (a_row + b_row);
+    // The chunks live in one pool in shuffled order, as adapter pages do.
+    std::vector<int64_t> place(static_cast<size_t>(total_chunks));
+    std::iota(place.begin(), place.end(), 0);
+    for (size_t i = place.size() - 1; i > 0; --i)
+      std::swap(place[i], place[static_cast<size_t>(rng.uniform() * static_cast<double>(i + 1))]);
+    auto pool = random_vec(rng, static_cast<size_t>(std::max<int64_t>(1, total_chunks) * cf), 0.1);
+    Buffer dpool;
+    if (page_dtype == DType::kF32) {
+      dpool = d.put(pool);
+    } else {
+      std::vector<uint16_t> p16(pool.size());
+      for (size_t i = 0; i < pool.size(); ++i) p16[i] = f32_to_bf16(pool[i]);
+      dpool = d.put(p16);
+    }
+    std::vector<const void*> chunks;
+    std::vector<int64_t> a_first, bt_first;
+    std::vector<float> scales;
+    for (int32_t s = 0; s < ns; ++s) {
+      const int32_t r = ranks[static_cast<size_t>(s)];
+      a_first.push_back(static_cast<int64_t>(chunks.size()));
+      for (int64_t i = 0; i < r * a_row; ++i)
+        chunks.push_back(dpool.as<char>() + place[chunks.size()] * cf * eb);
+      bt_first.push_back(static_cast<int64_t>(chunks.size()));
+      for (int64_t i = 0; i < r * b_row; ++i)
+        chunks.push_back(dpool.as<char>() + place[chunks.size()] * cf * eb);
+      scales.push_back(static_cast<float>(0.5 + s + m));
+    }
+    auto y = random_vec(rng, static_cast<size_t>(n * out_dim));
+    Buffer dchunks = d.put(chunks), dfa = d.put(a_first), dfb = d.put(bt_first),
+           drank = d.put(ranks), dscale = d.put(scales);
+    // Sentinels where no rank row is written; expand reads v only for j < rank.
+    v_len.push_back(static_cast<size_t>(n * c.max_rank));
+    y_len.push_back(y.size());
+    dvs.push_back(d.put(std::vector<float>(v_len.back(), kNaN)));
+    dys.push_back(d.put(y));
+    LoraModuleBatch l;
+    l.num_slots = ns;
+    l.max_rank = c.max_rank;
+    l.in_dim = c.in_dim;
+    l.out_dim = out_dim;
+    l.chunk_elems = cf;
+    l.dtype = page_dtype;
+    l.chunks = dchunks.as<const void*>();
+    l.a_first = dfa.as<int64_t>();
+    l.bt_first = dfb.as<int64_t>();
+    l.rank = drank.as<int32_t>();
+    l.scale = dscale.as<float>();
+    l.token_slot = dtok.as<int32_t>();
+    l.num_segments = static_cast<int32_t>(seg_slot.size());
+    l.seg_start = dss.as<int32_t>();
+    l.seg_slot = dsl.as<int32_t>();
+    mods.push_back(l);
+    for (Buffer* b : {&dpool, &dchunks, &dfa, &dfb, &drank, &dscale}) keep.push_back(*b);
+  }
+  if (modules == 1) {
+    be.lora_shrink(dx.as<float>(), n, mods[0], dvs[0].as<float>());
+    be.lora_expand(dvs[0].as<float>(), n, mods[0], dys[0].as<float>());
+  } else {
+    std::vector<float*> vs, ys;
+    for (int32_t m = 0; m < modules; ++m) {
+      vs.push_back(dvs[static_cast<size_t>(m)].as<float>());
+      ys.push_back(dys[static_cast<size_t>(m)].as<float>());
+    }
+    be.lora_group(dx.as<float>(), n, mods.data(), modules, vs.data(), ys.data());
+  }
+  std::vector<float> r;
+  for (int32_t m = 0; m < modules; ++m) {
+    auto rv = d.get<float>(dvs[static_cast<size_t>(m)], v_len[static_cast<size_t>(m)]);
+    auto ry = d.get<float>(dys[static_cast<size_t>(m)], y_len[static_cast<size_t>(m)]);
+    r.insert(r.end(), rv.begin(), rv.end());
+    r.insert(r.end(), ry.begin(), ry.end());
+  }
   return r;
 }
 
@@ -545,6 +575,13 @@ TEST_P(Conformance, LoraMixedAdaptersRanks8To128EmptySegmentsAndNoAdapter) {
     for (size_t i = 0; i < cases.size(); ++i) {
       auto [ref, got] = both([&](Backend& be) { return run_lora(be, cases[i], 7 + i, t); });
       EXPECT_LT(rel_err(got, ref), 1e-5) << "case " << i << " " << dtype_name(t);
+      // The same case as q, k and v (3 modules sharing x), and as gate and up (2).
+      for (int32_t modules : {3, 2}) {
+        auto [gref, ggot] =
+            both([&](Backend& be) { return run_lora(be, cases[i], 7 + i, t, modules); });
+        EXPECT_LT(rel_err(ggot, gref), 1e-5)
+            << "case " << i << " " << dtype_name(t) << ", lora_group of " << modules;
+      }
     }
 }
 

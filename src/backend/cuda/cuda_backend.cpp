@@ -315,6 +315,19 @@ class CudaBackend final : public Backend {
     check_cuda(cuda::lora_expand(v, n, lora, y, by_segment(n, lora), compute_), "lora_expand");
   }
 
+  void lora_group(const float* x, int64_t n, const LoraModuleBatch* mods, int32_t count,
+                  float* const* v, float* const* y) override {
+    LS_CHECK_MSG(count >= 0 && count <= kMaxLoraGroup, "lora_group: too many modules");
+    bool fused = count > 1;
+    for (int32_t i = 0; i < count; ++i) fused = fused && !by_segment(n, mods[i]);
+    if (!fused) {  // prefill (segment tiles) or a single module: one module at a time
+      Backend::lora_group(x, n, mods, count, v, y);
+      return;
+    }
+    begin_op();
+    check_cuda(cuda::lora_group(x, n, mods, count, v, y, compute_), "lora_group");
+  }
+
   void compressed_lora(const float* x, int64_t n, const CompressedLoraBatch& b, float* y) override {
     begin_op();
     check_cuda(cuda::compressed_lora(x, n, b, y, compute_), "compressed_lora");

@@ -14,6 +14,8 @@
 // Slots of rank 0 and tokens of slot -1 are left alone, as in the CPU reference. The rows are
 // fp32 or bf16 (the page store's dtype; every kernel is templated on it) and widened to fp32
 // as they are loaded.
+#include <algorithm>
+
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_ops.h"
 
@@ -79,8 +81,7 @@ constexpr int kShrinkThreads = 128;
 // warps: a 4,096-wide row is one round of loads. (One warp per row walked it in eight
 // dependent rounds, which left a batch-64 rank-16 call latency-bound at ~11 us.)
 template <typename T>
-__global__ void __launch_bounds__(kShrinkThreads)
-    shrink_token_kernel(const float* x, LoraArgs a, float* v) {
+__device__ __forceinline__ void shrink_token(const float* x, const LoraArgs& a, float* v) {
   const int64_t t = blockIdx.x;
   const int32_t s = a.token_slot[t];
   const int32_t r = slot_rank(a, s);
@@ -118,13 +119,31 @@ __global__ void __launch_bounds__(kShrinkThreads)
   if (tid == 0) v[t * a.max_rank + j] = sum;
 }
 
+template <typename T>
+__global__ void __launch_bounds__(kShrinkThreads)
+    shrink_token_kernel(const float* x, LoraArgs a, float* v) {
+  shrink_token<T>(x, a, v);
+}
+
+// Several modules sharing x (blockIdx.z picks the module): one launch instead of one each.
+struct LoraGroupArgs {
+  LoraArgs m[kMaxLoraGroup];
+  float* v[kMaxLoraGroup];
+  float* y[kMaxLoraGroup];
+};
+
+template <typename T>
+__global__ void __launch_bounds__(kShrinkThreads)
+    shrink_group_kernel(const float* x, const __grid_constant__ LoraGroupArgs g) {
+  shrink_token<T>(x, g.m[blockIdx.z], g.v[blockIdx.z]);
+}
+
 constexpr int kExpandThreads = 256;
 
 // grid (n, ceil(out_dim / 1024)), each thread four consecutive output columns (float4 when the
 // chunks allow), rank rows unrolled by 16 so several row loads are in flight.
 template <typename T>
-__global__ void __launch_bounds__(kExpandThreads)
-    expand_token_kernel(const float* v, LoraArgs a, float* y) {
+__device__ __forceinline__ void expand_token(const float* v, const LoraArgs& a, float* y) {
   const int64_t t = blockIdx.x;
   const int32_t s = a.token_slot[t];
   const int32_t r = slot_rank(a, s);
@@ -166,6 +185,18 @@ __global__ void __launch_bounds__(kExpandThreads)
     for (int32_t j = 0; j < r; ++j) acc += vt[j] * row_elem<T>(a, first, per_row, j, oo);
     yt[oo] += sc * acc;
   }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kExpandThreads)
+    expand_token_kernel(const float* v, LoraArgs a, float* y) {
+  expand_token<T>(v, a, y);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kExpandThreads)
+    expand_group_kernel(const __grid_constant__ LoraGroupArgs g) {
+  expand_token<T>(g.v[blockIdx.z], g.m[blockIdx.z], g.y[blockIdx.z]);
 }
 
 // grid (num_segments, ceil(max_rank / 16), ceil(n / 16)), 256 threads = 16 tokens x 16 rows.
@@ -294,6 +325,38 @@ cudaError_t lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, flo
           static_cast<unsigned>((l.out_dim + 4 * kExpandThreads - 1) / (4 * kExpandThreads)));
       expand_token_kernel<T><<<grid, kExpandThreads, 0, stream>>>(v, a, y);
     }
+    return cudaGetLastError();
+  });
+}
+
+cudaError_t lora_group(const float* x, int64_t n, const LoraModuleBatch* mods, int32_t count,
+                       float* const* v, float* const* y, cudaStream_t stream) {
+  if (count < 0 || count > kMaxLoraGroup) return cudaErrorInvalidValue;
+  if (n == 0 || count == 0) return cudaSuccess;
+  LoraGroupArgs g{};
+  int32_t max_rank = 0;
+  int64_t max_out = 0;
+  for (int32_t i = 0; i < count; ++i) {
+    if (!valid(mods[i], false) || mods[i].dtype != mods[0].dtype || mods[i].num_slots == 0)
+      return cudaErrorInvalidValue;
+    g.m[i] = args_of(mods[i]);
+    g.v[i] = v[i];
+    g.y[i] = y[i];
+    max_rank = std::max(max_rank, mods[i].max_rank);
+    max_out = std::max(max_out, mods[i].out_dim);
+  }
+  return dispatch_kv(mods[0].dtype, [&](auto tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const dim3 sgrid(static_cast<unsigned>(n), static_cast<unsigned>(max_rank),
+                     static_cast<unsigned>(count));
+    shrink_group_kernel<T><<<sgrid, kShrinkThreads, 0, stream>>>(x, g);
+    cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+    const dim3 egrid(
+        static_cast<unsigned>(n),
+        static_cast<unsigned>((max_out + 4 * kExpandThreads - 1) / (4 * kExpandThreads)),
+        static_cast<unsigned>(count));
+    expand_group_kernel<T><<<egrid, kExpandThreads, 0, stream>>>(g);
     return cudaGetLastError();
   });
 }

@@ -82,6 +82,10 @@ cudaError_t lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, flo
                         bool by_segment, cudaStream_t stream);
 cudaError_t lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, float* y,
                         bool by_segment, cudaStream_t stream);
+// Decode LoRA of up to 3 modules sharing x in two launches: one shrink over every module's
+// rank rows, then one expand over every module's columns (per-token kernels).
+cudaError_t lora_group(const float* x, int64_t n, const LoraModuleBatch* mods, int32_t count,
+                       float* const* v, float* const* y, cudaStream_t stream);
 
 // ---- shared-basis LoRA (cuda_compressed_lora.cu) ----
 // Largest ku / kv the kernels take (their shared-memory tile).
