@@ -111,7 +111,8 @@ Status BpeModel::load_vocab(std::vector<std::pair<std::string, int64_t>> vocab) 
   int32_t limit = 0;
   for (auto& [token, id64] : vocab) {
     if (id64 < 0 || id64 >= kMaxId)
-      return invalid_argument("model.vocab['" + token + "'] must be an id in [0, 2^24)");
+      return invalid_argument("model.vocab['" + quote_for_message(token) +
+                              "'] must be an id in [0, 2^24)");
     int32_t id = static_cast<int32_t>(id64);
     vocab_[std::move(token)] = id;  // a repeated token keeps its last id, as serde's map does
     limit = std::max(limit, id + 1);
@@ -146,8 +147,8 @@ Status BpeModel::load_merges(const std::vector<std::pair<std::string, std::strin
     merged.assign(a).append(b, prefix_.size());
     auto im = vocab_.find(merged);
     if (im == vocab_.end())
-      return invalid_argument("merge " + std::to_string(rank + 1) + " makes '" + merged +
-                              "', which is not in vocab");
+      return invalid_argument("merge " + std::to_string(rank + 1) + " makes '" +
+                              quote_for_message(merged) + "', which is not in vocab");
     merges_->insert(pair_key(ia->second, ib->second), {uint32_t(rank), im->second});
   }
   return ok_status();
@@ -218,7 +219,8 @@ Status BpeModel::initial_symbols(std::string_view word, std::vector<int32_t>* id
     if (!unk_token_) continue;  // no unk token: HF drops the character
     auto it = vocab_.find(*unk_token_);
     if (it == vocab_.end())
-      return invalid_argument("unk_token '" + *unk_token_ + "' is not in the vocabulary");
+      return invalid_argument("unk_token '" + quote_for_message(*unk_token_) +
+                              "' is not in the vocabulary");
     if (unk_id >= 0 && fuse_unk_) {
       unk_len += uint32_t(ch.size());
       continue;

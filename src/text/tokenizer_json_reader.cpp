@@ -5,6 +5,8 @@
 
 #include <limits>
 
+#include "text/utf8.h"
+
 namespace ls::tok {
 
 namespace {
@@ -146,7 +148,7 @@ class Reader : public nlohmann::json_sax<Json> {
   }
   bool bad_entry() {
     if (mode_ == Mode::kVocab) {
-      error_ = "model.vocab['" + token_ + "'] must be an id in [0, 2^24)";
+      error_ = "model.vocab['" + tok::quote_for_message(token_) + "'] must be an id in [0, 2^24)";
     } else {
       error_ = "merge " + std::to_string(out_->merges.size() + 1) +
                " is not \"a b\" or [a, b] of two tokens";

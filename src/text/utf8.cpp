@@ -121,4 +121,40 @@ bool ends_with_replacement(std::string_view s) {
   return s.size() >= 3 && s.substr(s.size() - 3) == "\xEF\xBF\xBD";
 }
 
+std::string quote_for_message(std::string_view s, size_t max_bytes) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    if (i >= max_bytes) {
+      out += "...";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t len = c < 0x80 ? 1 : valid_sequence_length(s, i);
+    if (c >= 0x80 && len > 1) {  // a whole valid multi-byte character
+      out.append(s, i, len);
+      i += len;
+      continue;
+    }
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c < 0x20 || c >= 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+    ++i;
+  }
+  return out;
+}
+
 }  // namespace ls::tok

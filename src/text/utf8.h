@@ -52,4 +52,8 @@ std::string to_utf8(char32_t cp);
 // True when `s` ends with U+FFFD: the incremental decoder's sign of an unfinished character.
 bool ends_with_replacement(std::string_view s);
 
+// `s` fit for a one-line error message: control bytes as \n, \t, \r or \xNN, a backslash
+// doubled, invalid UTF-8 as \xNN, and at most `max_bytes` of it kept (then "...").
+std::string quote_for_message(std::string_view s, size_t max_bytes = 64);
+
 }  // namespace ls::tok

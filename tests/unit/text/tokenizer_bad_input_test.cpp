@@ -109,6 +109,29 @@ TEST(TokenizerBadInput, BadVocabAndMerges) {
   EXPECT_TRUE(FailsWith(t.value()->encode("z").status(), {"unk_token", "<nope>"}));
 }
 
+// Tokens quoted in an error are escaped, so the message stays one line (the tokenizer fuzzer
+// found "merge N makes '<newlines>'" spanning lines).
+TEST(TokenizerBadInput, TokensInErrorsAreEscapedToOneLine) {
+  Json j = {{"model",
+             {{"type", "BPE"},
+              {"vocab", {{"\n", 0}, {"\t\x01", 1}, {"\n\n\n", 2}}},
+              {"merges", Json::array({Json::array({"\t\x01", "\n"})})}}}};
+  const Status st = load(j.dump());
+  EXPECT_TRUE(FailsWith(st, {"merge 1", "'\\t\\x01\\n'", "not in vocab"}));
+  EXPECT_EQ(st.message().find('\n'), std::string::npos) << st.message();
+  j["model"]["vocab"]["bad\nline"] = -1;
+  const Status st2 = load(j.dump());
+  EXPECT_TRUE(FailsWith(st2, {"vocab['bad\\nline']"}));
+  EXPECT_EQ(st2.message().find('\n'), std::string::npos) << st2.message();
+}
+
+TEST(TokenizerBadInput, QuoteForMessage) {
+  EXPECT_EQ(tok::quote_for_message("plain \xC3\xA9"), "plain \xC3\xA9");  // UTF-8 kept
+  EXPECT_EQ(tok::quote_for_message("a\nb\tc\rd\\e"), "a\\nb\\tc\\rd\\\\e");
+  EXPECT_EQ(tok::quote_for_message(std::string("\x00\x7f\xff", 3)), "\\x00\\x7f\\xff");
+  EXPECT_EQ(tok::quote_for_message(std::string(100, 'x'), 8), "xxxxxxxx...");
+}
+
 TEST(TokenizerBadInput, MissingDirectoriesAndBrokenModelFiles) {
   EXPECT_TRUE(FailsWith(Tokenizer::load_dir("/nonexistent/dir").status(), {"no tokenizer.json"}));
   std::string dir = test::temp_dir("badtok");
