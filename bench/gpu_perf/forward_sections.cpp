@@ -70,7 +70,7 @@ SectionOut section_decode(Ctx& ctx) {
   Table t({"batch", "step ms", "tokens/s", "floor ms (bf16 KV)", "x floor",
            "floor ms (" + stored + ")", "x floor", "target x1.3"});
   Json rows = Json::array();
-  double worst16 = 0, worst32 = 0;
+  double worst16 = 0, worst_stored = 0;
   int worst_batch = 0;
   for (int b : run) {
     const ForwardBatch fb = decode_batch(c, b, context, {}, {}, {}, ctx.f.seed + b);
@@ -79,25 +79,26 @@ SectionOut section_decode(Ctx& ctx) {
                      [&] { tm = time_forward(rig, fb, store, ctx.f.warmup, ctx.f.iters); }))
       continue;
     const double kv16 = static_cast<double>(b * per_seq * kv_token_bytes(c, 2));
-    const double kv32 = static_cast<double>(b * per_seq * pb);
+    const double kv_stored = static_cast<double>(b * per_seq * pb);
     const double floor16 = (static_cast<double>(weights) + kv16) / bw;
-    const double floor32 = (static_cast<double>(weights) + kv32) / bw;
-    const double x16 = tm.median_s / floor16, x32 = tm.median_s / floor32;
+    const double floor_stored = (static_cast<double>(weights) + kv_stored) / bw;
+    const double x16 = tm.median_s / floor16, x_stored = tm.median_s / floor_stored;
     if (x16 > worst16) worst16 = x16, worst_batch = b;
-    worst32 = std::max(worst32, x32);
+    worst_stored = std::max(worst_stored, x_stored);
     t.row({std::to_string(b), ms(tm.median_s), strf("%.0f", b / tm.median_s), ms(floor16),
-           strf("%.2f", x16), ms(floor32), strf("%.2f", x32), x16 <= 1.3 ? "met" : "not met"});
+           strf("%.2f", x16), ms(floor_stored), strf("%.2f", x_stored),
+           x16 <= 1.3 ? "met" : "not met"});
     rows.push_back({{"batch", b},
                     {"context", context},
                     {"step", tm.json()},
                     {"tokens_per_s", b / tm.median_s},
                     {"weight_bytes", weights},
                     {"kv_bytes_bf16", kv16},
-                    {"kv_bytes_as_stored", kv32},
+                    {"kv_bytes_as_stored", kv_stored},
                     {"floor_ms_bf16_kv", floor16 * 1e3},
-                    {"floor_ms_kv_as_stored", floor32 * 1e3},
+                    {"floor_ms_kv_as_stored", floor_stored * 1e3},
                     {"x_floor_bf16_kv", x16},
-                    {"x_floor_kv_as_stored", x32}});
+                    {"x_floor_kv_as_stored", x_stored}});
   }
   t.print(strf(
       "[2 decode] %s, context %d, one forward (no sampling); floor = (%s weights + KV "
@@ -114,7 +115,7 @@ SectionOut section_decode(Ctx& ctx) {
   out.headline = strf(
       "worst x%.2f of the bf16-KV floor (batch %d), x%.2f of the floor of the KV as stored "
       "(%s); target <= x1.3%s",
-      worst16, worst_batch, worst32, std::string(dtype_name(ctx.f.kv_dtype)).c_str(),
+      worst16, worst_batch, worst_stored, std::string(dtype_name(ctx.f.kv_dtype)).c_str(),
       out.data.contains("skipped") ? "; some batches skipped (memory)" : "");
   return out;
 }

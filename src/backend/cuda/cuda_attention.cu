@@ -598,36 +598,27 @@ cudaError_t attention(const float* q, const AttentionBatch& b, const LayerKv& kv
     const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(splits));
     const auto* kc = static_cast<const T*>(kv.k);
     const auto* vc = static_cast<const T*>(kv.v);
-    // The grouped bf16 kernel needs 16-byte aligned head slices: kv_width % 8 == 0.
-    const bool grouped = std::is_same_v<T, __nv_bfloat16> && kv.kv_width % 8 == 0 &&
-                         (b.head_dim == 64 || b.head_dim == 128 || b.head_dim == 256);
+    // Every decode kernel takes the same arguments; pick one, launch it once.
+    auto kernel = attention_kernel<8, T>;
+    if (b.head_dim <= 32)
+      kernel = attention_kernel<1, T>;
+    else if (b.head_dim <= 64)
+      kernel = attention_kernel<2, T>;
+    else if (b.head_dim <= 128)
+      kernel = attention_kernel<4, T>;
+    // A bf16 cache takes the grouped kernel where it fits: head dims 64, 128, 256 with 16-byte
+    // aligned head slices (kv_width % 8 == 0).
     if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-      if (grouped) {
+      if (kv.kv_width % 8 == 0) {
         if (b.head_dim == 64)
-          attention_bf16_kernel<64><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kc, vc, splits,
-                                                                      out, part_acc, part_ml);
+          kernel = attention_bf16_kernel<64>;
         else if (b.head_dim == 128)
-          attention_bf16_kernel<128><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kc, vc, splits,
-                                                                       out, part_acc, part_ml);
-        else
-          attention_bf16_kernel<256><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kc, vc, splits,
-                                                                       out, part_acc, part_ml);
+          kernel = attention_bf16_kernel<128>;
+        else if (b.head_dim == 256)
+          kernel = attention_bf16_kernel<256>;
       }
     }
-    if (!grouped) {
-      if (b.head_dim <= 32)
-        attention_kernel<1, T><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kc, vc, splits, out,
-                                                                 part_acc, part_ml);
-      else if (b.head_dim <= 64)
-        attention_kernel<2, T><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kc, vc, splits, out,
-                                                                 part_acc, part_ml);
-      else if (b.head_dim <= 128)
-        attention_kernel<4, T><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kc, vc, splits, out,
-                                                                 part_acc, part_ml);
-      else
-        attention_kernel<8, T><<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kc, vc, splits, out,
-                                                                 part_acc, part_ml);
-    }
+    kernel<<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kc, vc, splits, out, part_acc, part_ml);
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess || splits == 1) return err;
     attention_merge_kernel<<<static_cast<unsigned>(rows), 128, 0, stream>>>(
