@@ -36,12 +36,18 @@ struct Buffer {
   }
 };
 
-// One host-to-backend copy of a batch (see Backend::upload_scatter).
+// One host-to-backend copy of a batch (see Backend::upload_scatter). `bytes` are the bytes
+// stored at dst; with round_to_bf16, src holds bytes / 2 fp32 values that are stored as bf16
+// (rounded to nearest even, as f32_to_bf16), so a loader need not make a rounded copy first.
 struct UploadPiece {
   void* dst = nullptr;
   const void* src = nullptr;
   size_t bytes = 0;
+  bool round_to_bf16 = false;
 };
+
+// Writes piece p's stored bytes (rounded when it asks) to `out`.
+void pack_upload_piece(const UploadPiece& p, void* out);
 
 // OpenAI's upper bound for top_logprobs.
 inline constexpr int32_t kMaxTopLogprobs = 20;
@@ -56,12 +62,13 @@ class Backend {
   virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void fill_zero(void* dst, size_t bytes) = 0;
-  // Many copies as one batch, ordered as upload() orders one (an adapter's thousands of page
-  // chunks: one wait on the work enqueued so far instead of one per chunk). Default: upload()
-  // each piece.
-  virtual void upload_scatter(const UploadPiece* pieces, size_t count) {
-    for (size_t i = 0; i < count; ++i) upload(pieces[i].dst, pieces[i].src, pieces[i].bytes);
-  }
+  // Many copies as one batch (an adapter's thousands of page chunks). Compute work enqueued
+  // after the call returns sees them. From a thread other than the one running ops, the copies
+  // are NOT ordered after compute work enqueued earlier and still running: the caller must hand
+  // over destinations that no such work touches (the adapter cache places pages on the engine
+  // thread between steps, after the last step's results came back). Default: upload() each
+  // piece (rounded first where it asks), which orders as upload() does.
+  virtual void upload_scatter(const UploadPiece* pieces, size_t count);
   // Prepares a weight from host data of any supported dtype; the backend picks its layout.
   virtual Weight make_weight(DType dtype, const void* host_data, int64_t rows, int64_t cols) = 0;
 

@@ -28,6 +28,7 @@ struct AdapterCache::Entry {
 struct AdapterCache::Done {
   std::string name;
   bool is_copy = false;
+  double copy_s = 0.0;  // is_copy: how long copy_adapter took
   Result<LoraAdapter> loaded{internal_error("unset")};
 };
 
@@ -240,10 +241,12 @@ bool AdapterCache::try_place(Entry& e) {
   const ResidentAdapter* dst = e.device.get();
   const std::string name = e.name;
   submit_job([this, host, dst, name] {
+    const auto t0 = Clock::now();
     copy_adapter(*host, config_, *dst, backend_);
     Done d;
     d.name = name;
     d.is_copy = true;
+    d.copy_s = std::chrono::duration<double>(Clock::now() - t0).count();
     std::lock_guard<std::mutex> lock(jobs_mu_);
     done_.push_back(std::move(d));
   });
@@ -268,6 +271,8 @@ void AdapterCache::poll() {
       while (b < kLoadLatencyBuckets.size() && secs > kLoadLatencyBuckets[b]) ++b;
       ++stats_.load_latency_counts[b];
       stats_.load_latency_sum_s += secs;
+      ++stats_.copies;
+      stats_.copy_seconds_sum += d.copy_s;
       continue;
     }
     e.disk_loading = false;

@@ -26,6 +26,10 @@ struct AdapterCacheStats {
   int64_t allocated_elems = 0;  // capacity of the adapters' pages
   std::array<int64_t, kLoadLatencyBuckets.size() + 1> load_latency_counts{};  // last = +Inf
   double load_latency_sum_s = 0.0;
+  // Host-to-device copies of adapters into their pages (the last stage of a load, after any
+  // disk read and the wait for pages): how many, and the seconds they took in all.
+  int64_t copies = 0;
+  double copy_seconds_sum = 0.0;
 };
 
 struct EngineStats {

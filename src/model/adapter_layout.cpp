@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "base/check.h"
-#include "base/thread_pool.h"
 
 namespace ls {
 
@@ -80,55 +79,31 @@ void copy_adapter(const LoraAdapter& a, const ModelConfig& c, const ResidentAdap
                   Backend& backend) {
   const int64_t cf = dst.chunk_elems;
   LS_CHECK_MSG(kv_dtype_supported(dst.dtype), "adapter pages are fp32 or bf16");
+  // A bf16 store gets pieces the backend rounds as it packs them (no rounded copy of the
+  // whole adapter here: allocating and filling one cost more than the copy itself).
   const bool bf16 = dst.dtype == DType::kBF16;
   const size_t elem = dtype_size(dst.dtype);
-  // The matrices to copy, in order: host rows, rank, width, destination chunks.
-  struct Matrix {
-    const std::vector<float>* src;
-    int32_t rank;
-    int64_t dim;
-    const std::vector<const void*>* chunks;
-    size_t at;  // offset in `rounded` (bf16)
+  // Every chunk of the adapter in one batch (one ordering wait on the device, not thousands).
+  std::vector<UploadPiece> pieces;
+  auto add = [&](const std::vector<float>& src, int32_t rank, int64_t dim,
+                 const std::vector<const void*>& chunks) {
+    const int64_t per_row = chunks_per_row(dim, cf);
+    for (int32_t j = 0; j < rank; ++j)
+      for (int64_t k = 0; k < per_row; ++k) {
+        const int64_t len = std::min(cf, dim - k * cf);
+        pieces.push_back({const_cast<void*>(chunks[static_cast<size_t>(j * per_row + k)]),
+                          src.data() + j * dim + k * cf, elem * static_cast<size_t>(len), bf16});
+      }
   };
-  std::vector<Matrix> mats;
-  size_t total = 0;
   for (int32_t l = 0; l < c.num_layers; ++l)
     for (int32_t t = 0; t < kNumLoraTargets; ++t) {
       const auto& m = a.layers[static_cast<size_t>(l)][static_cast<size_t>(t)];
       const auto& rm = dst.layers[static_cast<size_t>(l)][static_cast<size_t>(t)];
       if (!m || !rm) continue;
       const auto target = static_cast<LoraTarget>(t);
-      mats.push_back({&m->a, m->rank, lora_in_dim(c, target), &rm->a_chunks, total});
-      total += m->a.size();
-      mats.push_back({&m->bt, m->rank, lora_out_dim(c, target), &rm->bt_chunks, total});
-      total += m->bt.size();
+      add(m->a, m->rank, lora_in_dim(c, target), rm->a_chunks);
+      add(m->bt, m->rank, lora_out_dim(c, target), rm->bt_chunks);
     }
-  // A bf16 store takes a rounded copy of the whole adapter, alive until the upload returns;
-  // rounding 16.8M values (rank-16 q,k,v,o at 7B) on one thread took ~20-30 ms of a warm load,
-  // so the matrices are rounded in parallel.
-  std::vector<uint16_t> rounded(bf16 ? total : 0);
-  if (bf16)
-    ThreadPool::shared().parallel_for(static_cast<int64_t>(mats.size()), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        const Matrix& mt = mats[static_cast<size_t>(i)];
-        const float* from = mt.src->data();
-        uint16_t* to = rounded.data() + mt.at;
-        for (size_t k = 0, n = mt.src->size(); k < n; ++k) to[k] = f32_to_bf16(from[k]);
-      }
-    });
-  // Every chunk of the adapter in one batch (one ordering wait on the device, not thousands).
-  std::vector<UploadPiece> pieces;
-  for (const Matrix& mt : mats) {
-    const void* base = bf16 ? static_cast<const void*>(rounded.data() + mt.at) : mt.src->data();
-    const int64_t per_row = chunks_per_row(mt.dim, cf);
-    for (int32_t j = 0; j < mt.rank; ++j)
-      for (int64_t k = 0; k < per_row; ++k) {
-        const int64_t len = std::min(cf, mt.dim - k * cf);
-        pieces.push_back({const_cast<void*>((*mt.chunks)[static_cast<size_t>(j * per_row + k)]),
-                          static_cast<const char*>(base) + (j * mt.dim + k * cf) * elem,
-                          elem * static_cast<size_t>(len)});
-      }
-  }
   backend.upload_scatter(pieces.data(), pieces.size());
 }
 

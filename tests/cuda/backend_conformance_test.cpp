@@ -168,6 +168,69 @@ TEST_P(Conformance, MemoryRoundTripAndCopyFromAnotherThread) {
   EXPECT_LT(rel_err(got, want), 1e-6);
 }
 
+// upload_scatter from another thread (the adapter loader): thousands of pieces of odd sizes and
+// alignments, some over 1 MiB, 48 MiB in all (several staging batches), into one buffer in
+// shuffled order; every byte must land, and bytes between pieces must stay as they were. Then
+// pieces that round fp32 to bf16 on the way, against the CPU reference's rounding.
+TEST_P(Conformance, UploadScatterManyPiecesFromAnotherThread) {
+  Dev d{*dut_};
+  const size_t total = 48u << 20;
+  std::vector<uint8_t> host(total), before(total);
+  for (size_t i = 0; i < total; ++i) {
+    host[i] = static_cast<uint8_t>(rng_.next_u64());
+    before[i] = static_cast<uint8_t>(i * 7 + 3);
+  }
+  Buffer dst = d.put(before);
+  std::vector<UploadPiece> pieces;
+  std::vector<uint8_t> want = before;
+  for (size_t at = 0; at < total;) {
+    // sizes from 1 byte to 3 MiB, a gap of 0-40 bytes after each
+    const double u = rng_.uniform();
+    size_t len = u < 0.3     ? 1 + static_cast<size_t>(rng_.uniform() * 64)
+                 : u < 0.995 ? 8192 + static_cast<size_t>(rng_.uniform() * 8)
+                             : static_cast<size_t>(rng_.uniform() * (3u << 20));
+    len = std::max<size_t>(1, std::min(len, total - at));
+    pieces.push_back({dst.as<uint8_t>() + at, host.data() + at, len});
+    std::memcpy(want.data() + at, host.data() + at, len);
+    at += len + static_cast<size_t>(rng_.uniform() * 41);
+  }
+  for (size_t i = pieces.size() - 1; i > 0; --i)
+    std::swap(pieces[i], pieces[static_cast<size_t>(rng_.uniform() * static_cast<double>(i + 1))]);
+  ASSERT_GT(pieces.size(), 2000u);
+  std::thread([&] { dut_->upload_scatter(pieces.data(), pieces.size()); }).join();
+  EXPECT_TRUE(d.get<uint8_t>(dst, total) == want);
+
+  const size_t n = 3u << 20;  // floats; one piece over the 1 MiB split, the rest 4096 each
+  auto f = random_vec(rng_, n);
+  f[5] = kNaN;
+  f[6] = std::numeric_limits<float>::infinity();
+  f[7] = 1.0f + 0x1.0p-8f;  // a tie: rounds to even
+  std::vector<uint16_t> rounded(n);
+  for (size_t i = 0; i < n; ++i) rounded[i] = f32_to_bf16(f[i]);
+  Buffer b16 = d.put(std::vector<uint16_t>(n, 0xffff));
+  std::vector<UploadPiece> rp;
+  rp.push_back({b16.as<uint16_t>(), f.data(), 2 * (1u << 20) + 6, true});
+  for (size_t at = (1u << 20) + 8; at + 4096 <= n; at += 4096 + 8)
+    rp.push_back({b16.as<uint16_t>() + at, f.data() + at, 2 * 4096, true});
+  std::vector<uint16_t> want16(n, 0xffff);
+  for (const UploadPiece& p : rp) {
+    const size_t at = static_cast<size_t>(static_cast<const float*>(p.src) - f.data());
+    std::copy(rounded.begin() + static_cast<std::ptrdiff_t>(at),
+              rounded.begin() + static_cast<std::ptrdiff_t>(at + p.bytes / 2),
+              want16.begin() + static_cast<std::ptrdiff_t>(at));
+  }
+  std::thread([&] { dut_->upload_scatter(rp.data(), rp.size()); }).join();
+  EXPECT_TRUE(d.get<uint16_t>(b16, n) == want16);
+  // The same from the op thread (ordered on the compute stream).
+  Buffer c16 = d.put(std::vector<uint16_t>(n, 0xffff));
+  for (UploadPiece& p : rp)
+    p.dst = c16.as<uint16_t>() + (static_cast<uint16_t*>(p.dst) - b16.as<uint16_t>());
+  Buffer ones = d.put(std::vector<float>(4, 1.0f)), out4 = d.put(std::vector<float>(4, 0.0f));
+  dut_->silu_mul(ones.as<float>(), ones.as<float>(), 1, 4, out4.as<float>());  // marks this thread
+  dut_->upload_scatter(rp.data(), rp.size());
+  EXPECT_TRUE(d.get<uint16_t>(c16, n) == want16);
+}
+
 TEST_P(Conformance, EmbeddingAllDtypes) {
   for (DType t : {DType::kF32, DType::kBF16, DType::kF16}) {
     const int64_t vocab = 3001, dim = 520;
@@ -570,6 +633,18 @@ TEST_P(Conformance, LoraMixedAdaptersRanks8To128EmptySegmentsAndNoAdapter) {
       {ranks, 1001, 1003, 77, 128, {{1, 1}, {3, 1}, {-1, 1}, {5, 1}, {0, 1}, {4, 1}}},
       // decode, rows longer than the float4 loop's stride with a tail (4100 = 4 x 1025)
       {ranks, 4100, 2052, 8192, 128, {{4, 1}, {1, 1}, {0, 1}, {3, 1}, {5, 1}}},
+      // decode with small ranks only (the one-row-per-block shrink), vector and scalar paths
+      {{8, 16, 0, 4, 16, 12},
+       4096,
+       1024,
+       1024,
+       16,
+       {{0, 1}, {1, 1}, {-1, 1}, {2, 1}, {3, 1}, {5, 1}, {4, 1}, {1, 1}}},
+      {{8, 16, 0, 4, 16, 12}, 1001, 1003, 77, 16, {{1, 1}, {3, 1}, {-1, 1}, {5, 1}, {0, 1}}},
+      // a prompt admitted next to decode tokens: few long segments, so the segment shrink
+      // splits in_dim over blocks (and in_dim not a multiple of the split span)
+      {ranks, 4160, 4096, 4096, 128, {{-1, 64}, {1, 128}, {4, 37}}},
+      {ranks, 11008, 512, 4096, 128, {{-1, 40}, {5, 100}}},
   };
   for (DType t : {DType::kF32, DType::kBF16})
     for (size_t i = 0; i < cases.size(); ++i) {

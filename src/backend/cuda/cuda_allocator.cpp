@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
+#include "backend/cuda/cuda_ops.h"
 #include "base/check.h"
 
 namespace ls::cuda {
@@ -151,6 +153,130 @@ cudaError_t StagingRing::upload(void* dst, const void* host_src, size_t bytes,
     bytes -= n;
   }
   return cudaSuccess;
+}
+
+namespace {
+
+constexpr size_t kAlign = 16;           // each piece's data starts 16-byte aligned
+constexpr size_t kMaxPiece = 1u << 20;  // larger pieces go in parts
+
+size_t align_up(size_t x, size_t a) {
+  return (x + a - 1) / a * a;
+}
+
+// Bytes the table of `count` descriptors takes at the head of a block.
+size_t table_bytes(size_t count) {
+  return align_up(count * sizeof(ScatterDesc), 256);
+}
+
+}  // namespace
+
+ScatterUploader::ScatterUploader(size_t block_bytes, int blocks) : block_bytes_(block_bytes) {
+  LS_CHECK(block_bytes >= 4 * kMaxPiece && blocks >= 2);
+  blocks_.resize(static_cast<size_t>(blocks));
+  pool_ = std::make_unique<ThreadPool>(
+      std::clamp(static_cast<int>(std::thread::hardware_concurrency() / 2), 1, 8));
+  LS_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking) == cudaSuccess);
+  for (Block& b : blocks_) {
+    void* p = nullptr;
+    LS_CHECK_MSG(cudaMallocHost(&p, block_bytes_) == cudaSuccess, "cudaMallocHost failed");
+    b.host = static_cast<char*>(p);
+    LS_CHECK_MSG(cudaMalloc(&p, block_bytes_) == cudaSuccess, "cudaMalloc (scatter block) failed");
+    b.device = static_cast<char*>(p);
+    LS_CHECK(cudaEventCreateWithFlags(&b.copied, cudaEventDisableTiming) == cudaSuccess);
+    LS_CHECK(cudaEventCreateWithFlags(&b.scattered, cudaEventDisableTiming) == cudaSuccess);
+  }
+}
+
+ScatterUploader::~ScatterUploader() {
+  if (stream_) cudaStreamSynchronize(stream_);
+  for (Block& b : blocks_) {
+    for (cudaEvent_t e : {b.copied, b.scattered})
+      if (e) {
+        cudaEventSynchronize(e);
+        cudaEventDestroy(e);
+      }
+    if (b.host) cudaFreeHost(b.host);
+    if (b.device) cudaFree(b.device);
+  }
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+namespace {
+
+// Bytes a piece takes in a staging block: its fp32 source when the device rounds it.
+size_t staged_bytes(const UploadPiece& p) {
+  return p.round_to_bf16 ? 2 * p.bytes : p.bytes;
+}
+
+}  // namespace
+
+cudaError_t ScatterUploader::upload(const UploadPiece* pieces, size_t count, cudaStream_t copy,
+                                    cudaEvent_t done) {
+  cudaError_t err = cudaSuccess;
+  std::vector<UploadPiece> batch;
+  size_t data = 0;  // staged bytes of the batch (aligned)
+  for (size_t i = 0; i < count; ++i) {
+    for (size_t at = 0; at < pieces[i].bytes; at += kMaxPiece) {
+      // A rounded piece's source holds two bytes of fp32 per stored byte.
+      const size_t src_at = pieces[i].round_to_bf16 ? 2 * at : at;
+      UploadPiece part{static_cast<char*>(pieces[i].dst) + at,
+                       static_cast<const char*>(pieces[i].src) + src_at,
+                       std::min(kMaxPiece, pieces[i].bytes - at), pieces[i].round_to_bf16};
+      const size_t grown = data + align_up(staged_bytes(part), kAlign);
+      if (!batch.empty() && table_bytes(batch.size() + 1) + grown > block_bytes_) {
+        err = flush(blocks_[next_], batch, data, copy);
+        if (err != cudaSuccess) return err;
+        next_ = (next_ + 1) % blocks_.size();
+        batch.clear();
+        data = 0;
+      }
+      batch.push_back(part);
+      data += align_up(staged_bytes(part), kAlign);
+    }
+  }
+  if (!batch.empty()) {
+    err = flush(blocks_[next_], batch, data, copy);
+    if (err != cudaSuccess) return err;
+    next_ = (next_ + 1) % blocks_.size();
+  }
+  return cudaEventRecord(done, stream_);
+}
+
+cudaError_t ScatterUploader::flush(Block& b, const std::vector<UploadPiece>& batch,
+                                   size_t data_bytes, cudaStream_t copy) {
+  // The host block is packed again once its last DMA is done; the device block is written
+  // again once its last scatter has read it.
+  cudaError_t err = cudaEventSynchronize(b.copied);
+  if (err != cudaSuccess) return err;
+  const size_t head = table_bytes(batch.size());
+  LS_CHECK(head + data_bytes <= block_bytes_);
+  auto* table = reinterpret_cast<ScatterDesc*>(b.host);
+  std::vector<size_t> at(batch.size());
+  size_t off = head;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    at[i] = off;
+    table[i] = {batch[i].dst, off, batch[i].bytes, batch[i].round_to_bf16 ? 1u : 0u};
+    off += align_up(staged_bytes(batch[i]), kAlign);
+  }
+  pool_->parallel_for(
+      static_cast<int64_t>(batch.size()),
+      [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) {
+          const auto u = static_cast<size_t>(i);
+          std::memcpy(b.host + at[u], batch[u].src, staged_bytes(batch[u]));
+        }
+      },
+      16);
+  if ((err = cudaStreamWaitEvent(copy, b.scattered, 0)) != cudaSuccess) return err;
+  if ((err = cudaMemcpyAsync(b.device, b.host, off, cudaMemcpyHostToDevice, copy)) != cudaSuccess)
+    return err;
+  if ((err = cudaEventRecord(b.copied, copy)) != cudaSuccess) return err;
+  if ((err = cudaStreamWaitEvent(stream_, b.copied, 0)) != cudaSuccess) return err;
+  err = scatter_copy(reinterpret_cast<const ScatterDesc*>(b.device),
+                     static_cast<int64_t>(batch.size()), b.device, stream_);
+  if (err != cudaSuccess) return err;
+  return cudaEventRecord(b.scattered, stream_);
 }
 
 }  // namespace ls::cuda

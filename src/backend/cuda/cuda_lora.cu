@@ -4,16 +4,17 @@
 // the rows are scattered over pages (the punica/S-LoRA layout), which no GEMM library reads.
 //
 // Decode (one token per row, slots mixed): per-token kernels. Shrink: one block per (token,
-// rank row), its threads stride the row's chunks four elements each, four loads in flight, one
-// block reduction. Expand: one thread per four output columns (float4), looping over the
-// slot's rank unrolled by 16; loads coalesced along the chunk.
-// Prefill (runs of tokens sharing a slot, the segment table): tiles of 16 tokens of one
-// segment. Shrink stages a 16 x 64 tile of x and of 16 A rows in shared memory and each thread
-// computes one (token, rank) dot; expand keeps a 16 x 64 tile of v in shared memory and each
-// thread one output column for the 16 tokens, so every adapter element read serves 16 tokens.
-// Slots of rank 0 and tokens of slot -1 are left alone, as in the CPU reference. The rows are
-// fp32 or bf16 (the page store's dtype; every kernel is templated on it) and widened to fp32
-// as they are loaded.
+// rank row) striding the row four elements a thread, or, for large ranks or batches, one block
+// per (token, 16 rank rows), each thread four columns of all 16 rows at a time (16 loads in
+// flight), then one reduction per row. Expand: one thread per four output columns (float4), looping
+// over the slot's rank unrolled by 16; loads coalesced along the chunk. Prefill (runs of tokens
+// sharing a slot, the segment table): tiles of 16 tokens of one segment. Shrink stages a 16 x 64
+// tile of x and of 16 A rows in shared memory and each thread computes one (token, rank) dot (split
+// over in_dim across blocks when tiles are few); expand keeps a 16 x 64 tile of v in shared memory
+// and each thread one output column for the 16 tokens, so every adapter element read serves 16
+// tokens. Slots of rank 0 and tokens of slot -1 are left alone, as in the CPU reference. The rows
+// are fp32 or bf16 (the page store's dtype; every kernel is templated on it) and widened to fp32 as
+// they are loaded.
 #include <algorithm>
 
 #include "backend/cuda/cuda_common.cuh"
@@ -74,14 +75,14 @@ __device__ __forceinline__ float dot4(const float4& a, const float4& b) {
   return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
 }
 
-constexpr int kShrinkThreads = 128;
+constexpr int kRowThreads = 128;
 
 // grid (n, max_rank), 128 threads: block (t, j) computes v[t, j]. The whole block strides the
 // row four elements a thread (load4), four loads in flight each, then reduces across its
 // warps: a 4,096-wide row is one round of loads. (One warp per row walked it in eight
 // dependent rounds, which left a batch-64 rank-16 call latency-bound at ~11 us.)
 template <typename T>
-__device__ __forceinline__ void shrink_token(const float* x, const LoraArgs& a, float* v) {
+__device__ __forceinline__ void shrink_row(const float* x, const LoraArgs& a, float* v) {
   const int64_t t = blockIdx.x;
   const int32_t s = a.token_slot[t];
   const int32_t r = slot_rank(a, s);
@@ -99,7 +100,7 @@ __device__ __forceinline__ void shrink_token(const float* x, const LoraArgs& a, 
     if (len % 4 == 0 && aligned4(c) && aligned16(xt + base)) {
       const auto* x4 = reinterpret_cast<const float4*>(xt + base);
       const int64_t n4 = len / 4;
-      constexpr int kStride = kShrinkThreads;
+      constexpr int kStride = kRowThreads;
       int64_t i = tid;
       for (; i + 3 * kStride < n4; i += 4 * kStride) {
         float4 w[4], xv[4];
@@ -112,17 +113,94 @@ __device__ __forceinline__ void shrink_token(const float* x, const LoraArgs& a, 
       }
       for (; i < n4; i += kStride) acc[0] += dot4(load4(c + 4 * i), x4[i]);
     } else {
-      for (int64_t i = tid; i < len; i += kShrinkThreads) acc[0] += xt[base + i] * load_w(c, i);
+      for (int64_t i = tid; i < len; i += kRowThreads) acc[0] += xt[base + i] * load_w(c, i);
     }
   }
-  const float sum = block_sum<kShrinkThreads>((acc[0] + acc[1]) + (acc[2] + acc[3]));
+  const float sum = block_sum<kRowThreads>((acc[0] + acc[1]) + (acc[2] + acc[3]));
   if (tid == 0) v[t * a.max_rank + j] = sum;
 }
 
+constexpr int kShrinkThreads = 256;
+constexpr int kShrinkRows = 16;  // rank rows per decode shrink block
+
+// grid (n, ceil(max_rank / 16)[, modules]), 256 threads: block (t, g) computes v[t, 16g..16g+15].
+// Each thread takes four columns at a time (stride 1,024) of x and of all 16 rows: the 16 chunk
+// pointers, then the 16 row loads, are each one batch of independent loads (rows past the
+// slot's rank repeat its last row and are dropped), then 16 block reductions.
 template <typename T>
+__device__ __forceinline__ void shrink_rows(const float* x, const LoraArgs& a, float* v) {
+  const int64_t t = blockIdx.x;
+  const int32_t s = a.token_slot[t];
+  const int32_t r = slot_rank(a, s);
+  const int32_t j0 = blockIdx.y * kShrinkRows;
+  if (j0 >= r) return;
+  const int32_t rows = min(kShrinkRows, r - j0);
+  const int tid = threadIdx.x;
+  const int64_t cf = a.chunk_elems;
+  const int64_t per_row = (a.in_dim + cf - 1) / cf;
+  const int64_t first = a.a_first[s] + j0 * per_row;
+  const float* xt = x + t * a.in_dim;
+  float acc[kShrinkRows];
+#pragma unroll
+  for (int jj = 0; jj < kShrinkRows; ++jj) acc[jj] = 0.0f;
+  if (a.in_dim % 4 == 0 && cf % 4 == 0 && aligned16(xt)) {
+    for (int64_t i = 4 * tid; i < a.in_dim; i += 4 * kShrinkThreads) {
+      const int64_t ci = i / cf, off = i % cf;
+      const T* c[kShrinkRows];
+      bool ok = true;
+#pragma unroll
+      for (int jj = 0; jj < kShrinkRows; ++jj) {
+        c[jj] = chunk_at<T>(a, first + min(jj, rows - 1) * per_row + ci) + off;
+        ok = ok && aligned4(c[jj]);
+      }
+      const float4 xv = *reinterpret_cast<const float4*>(xt + i);
+      if (ok) {
+        float4 w[kShrinkRows];
+#pragma unroll
+        for (int jj = 0; jj < kShrinkRows; ++jj) w[jj] = load4(c[jj]);
+#pragma unroll
+        for (int jj = 0; jj < kShrinkRows; ++jj) acc[jj] += dot4(w[jj], xv);
+      } else {
+#pragma unroll
+        for (int jj = 0; jj < kShrinkRows; ++jj)
+          acc[jj] += dot4(
+              make_float4(load_w(c[jj], 0), load_w(c[jj], 1), load_w(c[jj], 2), load_w(c[jj], 3)),
+              xv);
+      }
+    }
+  } else {
+    for (int64_t i = tid; i < a.in_dim; i += kShrinkThreads) {
+      const float xv = xt[i];
+      const int64_t ci = i / cf, off = i % cf;
+#pragma unroll
+      for (int jj = 0; jj < kShrinkRows; ++jj)
+        acc[jj] += xv * load_w(chunk_at<T>(a, first + min(jj, rows - 1) * per_row + ci), off);
+    }
+  }
+  __shared__ float partial[kShrinkThreads / 32][kShrinkRows];
+  const int warp = tid / 32, lane = tid % 32;
+#pragma unroll
+  for (int jj = 0; jj < kShrinkRows; ++jj) {
+    const float w = warp_sum(acc[jj]);
+    if (lane == 0) partial[warp][jj] = w;
+  }
+  __syncthreads();
+  if (tid < rows) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kShrinkThreads / 32; ++w) sum += partial[w][tid];
+    v[t * a.max_rank + j0 + tid] = sum;
+  }
+}
+
+// kRows 1: shrink_row (128 threads); 16: shrink_rows (256 threads).
+template <typename T, int kRows>
 __global__ void __launch_bounds__(kShrinkThreads)
     shrink_token_kernel(const float* x, LoraArgs a, float* v) {
-  shrink_token<T>(x, a, v);
+  if constexpr (kRows == 1)
+    shrink_row<T>(x, a, v);
+  else
+    shrink_rows<T>(x, a, v);
 }
 
 // Several modules sharing x (blockIdx.z picks the module): one launch instead of one each.
@@ -132,10 +210,21 @@ struct LoraGroupArgs {
   float* y[kMaxLoraGroup];
 };
 
-template <typename T>
+template <typename T, int kRows>
 __global__ void __launch_bounds__(kShrinkThreads)
     shrink_group_kernel(const float* x, const __grid_constant__ LoraGroupArgs g) {
-  shrink_token<T>(x, g.m[blockIdx.z], g.v[blockIdx.z]);
+  if constexpr (kRows == 1)
+    shrink_row<T>(x, g.m[blockIdx.z], g.v[blockIdx.z]);
+  else
+    shrink_rows<T>(x, g.m[blockIdx.z], g.v[blockIdx.z]);
+}
+
+// Which decode shrink runs. Measured on an H200 (bf16 pages, 4,096-wide rows, one module):
+// rank 16 at batch 32 / 64 took 7.1 / 7.5 us one row per block against 9.5 / 9.1 us 16 rows per
+// block; rank 16 at batch 128 took 11.4 against 10.3 us, and rank 64 at batch 32 / 64 / 128
+// 11.0 / 16.3 / 28.0 against 10.4 / 13.4 / 23.7 us. Many short blocks win while they are few.
+int shrink_rows_per_block(int64_t n, int32_t max_rank) {
+  return max_rank >= 32 || n >= 128 ? kShrinkRows : 1;
 }
 
 constexpr int kExpandThreads = 256;
@@ -199,31 +288,68 @@ __global__ void __launch_bounds__(kExpandThreads)
   expand_token<T>(g.v[blockIdx.z], g.m[blockIdx.z], g.y[blockIdx.z]);
 }
 
-// grid (num_segments, ceil(max_rank / 16), ceil(n / 16)), 256 threads = 16 tokens x 16 rows.
+// grid (num_segments, ceil(max_rank / 16) * splits, ceil(n / 16)), 256 threads = 16 tokens x
+// 16 rows. blockIdx.y = rank tile * splits + part: part p reduces over in_dim columns
+// [p * span, (p + 1) * span) (span a multiple of kDepth). With one part v is written directly;
+// with more, each part writes partial[p][t][j] and reduce_split_kernel adds them in order (no
+// atomics, so results do not depend on scheduling). A few long segments (a prompt admitted
+// next to decode tokens) would otherwise be a handful of blocks each walking all of in_dim.
 template <typename T>
-__global__ void shrink_segment_kernel(const float* x, LoraArgs a, float* v) {
+__global__ void __launch_bounds__(kTile* kTile)
+    shrink_segment_kernel(const float* x, int64_t n, LoraArgs a, int32_t splits, int64_t span,
+                          float* v, float* partial) {
   const int32_t seg = blockIdx.x;
   const int64_t t_end = a.seg_start[seg + 1];
   const int64_t t0 = a.seg_start[seg] + static_cast<int64_t>(blockIdx.z) * kTile;
   if (t0 >= t_end) return;
   const int32_t s = a.seg_slot[seg];
   const int32_t r = slot_rank(a, s);
-  const int32_t j0 = blockIdx.y * kTile;
+  const int32_t part = blockIdx.y % splits;
+  const int32_t j0 = (blockIdx.y / splits) * kTile;
   if (j0 >= r) return;
   __shared__ float xs[kTile][kDepth + 1];
   __shared__ float as[kTile][kDepth + 1];
   const int tid = threadIdx.x;
   const int ty = tid / kTile, tx = tid % kTile;  // token, rank row
   const int64_t per_row = (a.in_dim + a.chunk_elems - 1) / a.chunk_elems;
+  const int64_t first = a.a_first[s];
+  // Staging: thread (rr, q) loads elements 4q..4q+3 of tile row rr (token t0 + rr of x, rank
+  // row j0 + rr of A), four at a time where rows and chunks are multiples of four.
+  const int rr = tid / (kDepth / 4), q4 = 4 * (tid % (kDepth / 4));
+  const bool vec = a.in_dim % 4 == 0 && a.chunk_elems % 4 == 0 && aligned16(x);
+  const int64_t tr = t0 + rr;
+  const int32_t jr = j0 + rr;
+  const float* xrow = x + tr * a.in_dim;
   float acc = 0.0f;
-  for (int64_t k0 = 0; k0 < a.in_dim; k0 += kDepth) {
-    for (int e = tid; e < kTile * kDepth; e += kTile * kTile) {
-      const int rr = e / kDepth, kk = e % kDepth;
-      const int64_t i = k0 + kk;
-      const int64_t t = t0 + rr;
-      const int32_t j = j0 + rr;
-      xs[rr][kk] = (t < t_end && i < a.in_dim) ? x[t * a.in_dim + i] : 0.0f;
-      as[rr][kk] = (j < r && i < a.in_dim) ? row_elem<T>(a, a.a_first[s], per_row, j, i) : 0.0f;
+  const int64_t k_begin = part * span, k_end = min(a.in_dim, k_begin + span);
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += kDepth) {
+    float xv[4] = {0.0f, 0.0f, 0.0f, 0.0f}, av[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    const int64_t i = k0 + q4;
+    if (vec && i < k_end) {
+      if (tr < t_end) {
+        const float4 f = *reinterpret_cast<const float4*>(xrow + i);
+        xv[0] = f.x, xv[1] = f.y, xv[2] = f.z, xv[3] = f.w;
+      }
+      if (jr < r) {
+        const T* c = chunk_at<T>(a, first + jr * per_row + i / a.chunk_elems) + i % a.chunk_elems;
+        const float4 f = aligned4(c)
+                             ? load4(c)
+                             : make_float4(load_w(c, 0), load_w(c, 1), load_w(c, 2), load_w(c, 3));
+        av[0] = f.x, av[1] = f.y, av[2] = f.z, av[3] = f.w;
+      }
+    } else if (!vec) {
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int64_t iu = i + u;
+        if (iu >= k_end) break;
+        if (tr < t_end) xv[u] = xrow[iu];
+        if (jr < r) av[u] = row_elem<T>(a, first, per_row, jr, iu);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      xs[rr][q4 + u] = xv[u];
+      as[rr][q4 + u] = av[u];
     }
     __syncthreads();
 #pragma unroll 16
@@ -232,10 +358,28 @@ __global__ void shrink_segment_kernel(const float* x, LoraArgs a, float* v) {
   }
   const int64_t t = t0 + ty;
   const int32_t j = j0 + tx;
-  if (t < t_end && j < r) v[t * a.max_rank + j] = acc;
+  if (t >= t_end || j >= r) return;
+  if (splits == 1)
+    v[t * a.max_rank + j] = acc;
+  else
+    partial[(part * n + t) * a.max_rank + j] = acc;
 }
 
-// grid (num_segments, ceil(out_dim / 256), ceil(n / 16)), one thread per output column.
+// v[t, j] = sum over parts of partial[p][t][j], for the (token, row) pairs the shrink wrote.
+__global__ void reduce_split_kernel(const float* partial, int64_t n, LoraArgs a, int32_t splits,
+                                    float* v) {
+  const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (e >= n * a.max_rank) return;
+  const int64_t t = e / a.max_rank;
+  const int32_t j = static_cast<int32_t>(e % a.max_rank);
+  if (j >= slot_rank(a, a.token_slot[t])) return;
+  float sum = 0.0f;
+  for (int32_t p = 0; p < splits; ++p) sum += partial[p * n * a.max_rank + e];
+  v[e] = sum;
+}
+
+// grid (num_segments, ceil(out_dim / 256), ceil(n / 16)), one thread per output column; rank
+// rows are read eight at a time so their loads are in flight together.
 template <typename T>
 __global__ void expand_segment_kernel(const float* v, LoraArgs a, float* y) {
   const int32_t seg = blockIdx.x;
@@ -248,6 +392,8 @@ __global__ void expand_segment_kernel(const float* v, LoraArgs a, float* y) {
   __shared__ float vs[kTile][kDepth];
   const int64_t o = blockIdx.y * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   const int64_t per_row = (a.out_dim + a.chunk_elems - 1) / a.chunk_elems;
+  const int64_t first = a.bt_first[s];
+  const int64_t ci = o / a.chunk_elems, off = o % a.chunk_elems;
   float acc[kTile];
 #pragma unroll
   for (int i = 0; i < kTile; ++i) acc[i] = 0.0f;
@@ -260,10 +406,16 @@ __global__ void expand_segment_kernel(const float* v, LoraArgs a, float* y) {
     __syncthreads();
     if (o < a.out_dim) {
       const int32_t jn = min(kDepth, r - j0);
-      for (int jj = 0; jj < jn; ++jj) {
-        const float b = row_elem<T>(a, a.bt_first[s], per_row, j0 + jj, o);
+      for (int jj = 0; jj < jn; jj += 8) {
+        float b[8];
 #pragma unroll
-        for (int tt = 0; tt < kTile; ++tt) acc[tt] += vs[tt][jj] * b;
+        for (int u = 0; u < 8; ++u)
+          b[u] = jj + u < jn ? load_w(chunk_at<T>(a, first + (j0 + jj + u) * per_row + ci), off)
+                             : 0.0f;
+#pragma unroll
+        for (int u = 0; u < 8; ++u)
+#pragma unroll
+          for (int tt = 0; tt < kTile; ++tt) acc[tt] += vs[tt][jj + u] * b[u];
       }
     }
     __syncthreads();
@@ -273,6 +425,19 @@ __global__ void expand_segment_kernel(const float* v, LoraArgs a, float* y) {
 #pragma unroll
   for (int tt = 0; tt < kTile; ++tt)
     if (t0 + tt < t_end) y[(t0 + tt) * a.out_dim + o] += sc * acc[tt];
+}
+
+// Parts the segment shrink splits in_dim into: enough blocks for the GPU (an upper bound on
+// the live tiles: every segment's tiles plus one partial tile each), each part at least four
+// kDepth steps, at most 16.
+int32_t segment_splits(int64_t n, const LoraModuleBatch& l) {
+  const int64_t steps = (l.in_dim + kDepth - 1) / kDepth;
+  const int64_t tiles =
+      ((l.max_rank + kTile - 1) / kTile) * ((n + kTile - 1) / kTile + l.num_segments);
+  constexpr int64_t kWantBlocks = 4 * 132;
+  int64_t splits = (kWantBlocks + tiles - 1) / tiles;
+  splits = std::min<int64_t>({splits, steps / 4, 16});
+  return static_cast<int32_t>(std::max<int64_t>(1, splits));
 }
 
 bool valid(const LoraModuleBatch& l, bool by_segment) {
@@ -285,8 +450,15 @@ bool valid(const LoraModuleBatch& l, bool by_segment) {
 
 }  // namespace
 
+size_t lora_shrink_scratch_floats(int64_t n, const LoraModuleBatch& l) {
+  if (n <= 0 || l.num_segments <= 0 || !valid(l, true)) return 0;
+  const int32_t splits = segment_splits(n, l);
+  return splits > 1 ? static_cast<size_t>(splits) * static_cast<size_t>(n * l.max_rank) : 0;
+}
+
 cudaError_t lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, float* v,
-                        bool by_segment, cudaStream_t stream) {
+                        bool by_segment, float* scratch, size_t scratch_floats,
+                        cudaStream_t stream) {
   if (n == 0 || l.num_slots == 0) return cudaSuccess;
   if (!valid(l, by_segment)) return cudaErrorInvalidValue;
   const LoraArgs a = args_of(l);
@@ -294,13 +466,31 @@ cudaError_t lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, flo
     using T = std::remove_pointer_t<decltype(tag)>;
     if (by_segment) {
       if (l.num_segments == 0) return cudaSuccess;
+      int32_t splits = segment_splits(n, l);
+      if (static_cast<size_t>(splits) * static_cast<size_t>(n * l.max_rank) > scratch_floats)
+        splits = 1;
+      const int64_t steps = (l.in_dim + kDepth - 1) / kDepth;
+      const int64_t span = (steps + splits - 1) / splits * kDepth;
       const dim3 grid(static_cast<unsigned>(l.num_segments),
-                      static_cast<unsigned>((l.max_rank + kTile - 1) / kTile),
+                      static_cast<unsigned>((l.max_rank + kTile - 1) / kTile * splits),
                       static_cast<unsigned>((n + kTile - 1) / kTile));
-      shrink_segment_kernel<T><<<grid, kTile * kTile, 0, stream>>>(x, a, v);
+      shrink_segment_kernel<T>
+          <<<grid, kTile * kTile, 0, stream>>>(x, n, a, splits, span, v, scratch);
+      if (splits > 1) {
+        const cudaError_t err = cudaGetLastError();
+        if (err != cudaSuccess) return err;
+        const int64_t count = n * l.max_rank;
+        reduce_split_kernel<<<static_cast<unsigned>((count + 255) / 256), 256, 0, stream>>>(
+            scratch, n, a, splits, v);
+      }
     } else {
-      const dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>(l.max_rank));
-      shrink_token_kernel<T><<<grid, kShrinkThreads, 0, stream>>>(x, a, v);
+      const int rows = shrink_rows_per_block(n, l.max_rank);
+      const dim3 grid(static_cast<unsigned>(n),
+                      static_cast<unsigned>((l.max_rank + rows - 1) / rows));
+      if (rows == 1)
+        shrink_token_kernel<T, 1><<<grid, kRowThreads, 0, stream>>>(x, a, v);
+      else
+        shrink_token_kernel<T, kShrinkRows><<<grid, kShrinkThreads, 0, stream>>>(x, a, v);
     }
     return cudaGetLastError();
   });
@@ -347,9 +537,13 @@ cudaError_t lora_group(const float* x, int64_t n, const LoraModuleBatch* mods, i
   }
   return dispatch_kv(mods[0].dtype, [&](auto tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    const dim3 sgrid(static_cast<unsigned>(n), static_cast<unsigned>(max_rank),
+    const int rows = shrink_rows_per_block(n, max_rank);
+    const dim3 sgrid(static_cast<unsigned>(n), static_cast<unsigned>((max_rank + rows - 1) / rows),
                      static_cast<unsigned>(count));
-    shrink_group_kernel<T><<<sgrid, kShrinkThreads, 0, stream>>>(x, g);
+    if (rows == 1)
+      shrink_group_kernel<T, 1><<<sgrid, kRowThreads, 0, stream>>>(x, g);
+    else
+      shrink_group_kernel<T, kShrinkRows><<<sgrid, kShrinkThreads, 0, stream>>>(x, g);
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
     const dim3 egrid(

@@ -287,6 +287,59 @@ __global__ void fill_random_kernel(T* out, int64_t count, uint64_t seed, float s
 
 }  // namespace
 
+namespace {
+
+__device__ __forceinline__ uint32_t bf16_bits(uint32_t bits) {
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return (bits >> 16) | 0x40u;
+  return (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+}
+
+// Block i copies descriptor i: 16-byte words when both ends allow, bytes otherwise; rounded
+// descriptors read four fp32 values and write four bf16 at a time where aligned.
+__global__ void scatter_copy_kernel(const ScatterDesc* descs, const char* staging) {
+  const ScatterDesc d = descs[blockIdx.x];
+  const char* src = staging + d.src_offset;
+  char* dst = static_cast<char*>(d.dst);
+  if (d.round_to_bf16) {
+    const auto* f = reinterpret_cast<const uint32_t*>(src);  // staging keeps 16-byte alignment
+    auto* h = reinterpret_cast<uint16_t*>(dst);
+    const uint64_t n = d.bytes / 2;
+    uint64_t done = 0;
+    if ((reinterpret_cast<uintptr_t>(dst) & 7) == 0) {
+      const uint64_t quads = n / 4;
+      for (uint64_t i = threadIdx.x; i < quads; i += blockDim.x) {
+        const uint4 v = reinterpret_cast<const uint4*>(f)[i];
+        uint2 o;
+        o.x = bf16_bits(v.x) | (bf16_bits(v.y) << 16);
+        o.y = bf16_bits(v.z) | (bf16_bits(v.w) << 16);
+        reinterpret_cast<uint2*>(h)[i] = o;
+      }
+      done = quads * 4;
+    }
+    for (uint64_t i = done + threadIdx.x; i < n; i += blockDim.x)
+      h[i] = static_cast<uint16_t>(bf16_bits(f[i]));
+    return;
+  }
+  uint64_t done = 0;
+  if (((reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) & 15) == 0) {
+    const uint64_t words = d.bytes / 16;
+    for (uint64_t i = threadIdx.x; i < words; i += blockDim.x)
+      reinterpret_cast<uint4*>(dst)[i] = reinterpret_cast<const uint4*>(src)[i];
+    done = words * 16;
+  }
+  for (uint64_t i = done + threadIdx.x; i < d.bytes; i += blockDim.x) dst[i] = src[i];
+}
+
+}  // namespace
+
+cudaError_t scatter_copy(const ScatterDesc* descs, int64_t count, const char* staging,
+                         cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  if (count < 0 || count > INT32_MAX) return cudaErrorInvalidValue;
+  scatter_copy_kernel<<<static_cast<unsigned>(count), kThreads, 0, stream>>>(descs, staging);
+  return cudaGetLastError();
+}
+
 cudaError_t fill_random(void* out, DType to, int64_t count, uint64_t seed, float scale,
                         float offset, cudaStream_t stream) {
   if (count == 0) return cudaSuccess;

@@ -16,6 +16,20 @@
 
 namespace ls::cuda {
 
+// ---- copies (cuda_ops.cu) ----
+// One device-side copy per descriptor: `bytes` to dst from staging + src_offset, where the
+// source holds the same bytes or, with round_to_bf16, bytes / 2 fp32 values stored as bf16
+// (nearest even; NaN keeps its sign and high payload bits, as ls::f32_to_bf16).
+struct ScatterDesc {
+  void* dst;
+  uint64_t src_offset;
+  uint64_t bytes;
+  uint64_t round_to_bf16;
+};
+// Runs the `count` copies of `descs` (device memory) out of `staging` (device memory).
+cudaError_t scatter_copy(const ScatterDesc* descs, int64_t count, const char* staging,
+                         cudaStream_t stream);
+
 // ---- dense (cuda_ops.cu) ----
 // out[r] = x[r] * rsqrt(mean(x[r]^2) + eps) * w, for n rows of width d (x may equal out).
 cudaError_t rms_norm(const float* x, const void* w, DType wt, float eps, int64_t n, int64_t d,
@@ -78,8 +92,12 @@ cudaError_t masked_softmax(float* s, int32_t heads, int32_t rows, int32_t nk, in
 // ---- LoRA (cuda_lora.cu) ----
 // Per-token kernels (decode: one token per row, any mix of slots) or per-segment tiles
 // (prefill: runs of tokens sharing a slot reuse the adapter rows through shared memory).
+// The segment shrink splits long reductions over more blocks when the batch has few tiles;
+// it needs lora_shrink_scratch_floats(n, l) floats of scratch for that (less: no split).
+size_t lora_shrink_scratch_floats(int64_t n, const LoraModuleBatch& l);
 cudaError_t lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, float* v,
-                        bool by_segment, cudaStream_t stream);
+                        bool by_segment, float* scratch, size_t scratch_floats,
+                        cudaStream_t stream);
 cudaError_t lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, float* y,
                         bool by_segment, cudaStream_t stream);
 // Decode LoRA of up to 3 modules sharing x in two launches: one shrink over every module's
