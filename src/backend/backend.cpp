@@ -4,11 +4,13 @@
 #include <cstring>
 #include <vector>
 
+#include "base/check.h"
 #include "base/dtype.h"
 
 namespace ls {
 
 void pack_upload_piece(const UploadPiece& p, void* out) {
+  LS_CHECK_MSG(!p.round_to_bf16 || p.bytes % 2 == 0, "a bf16 upload piece has an odd byte count");
   if (!p.round_to_bf16) {
     std::memcpy(out, p.src, p.bytes);
     return;

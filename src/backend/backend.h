@@ -64,9 +64,9 @@ class Backend {
   virtual void fill_zero(void* dst, size_t bytes) = 0;
   // Many copies as one batch (an adapter's thousands of page chunks). Compute work enqueued
   // after the call returns sees them. From a thread other than the one running ops, the copies
-  // are NOT ordered after compute work enqueued earlier and still running: the caller must hand
-  // over destinations that no such work touches (the adapter cache places pages on the engine
-  // thread between steps, after the last step's results came back). Default: upload() each
+  // are NOT ordered after work enqueued earlier and still running (ops or uploads): the caller
+  // must hand over destinations that no such work touches (the adapter cache places pages on the
+  // engine thread between steps, after the last step's results came back). Default: upload() each
   // piece (rounded first where it asks), which orders as upload() does.
   virtual void upload_scatter(const UploadPiece* pieces, size_t count);
   // Prepares a weight from host data of any supported dtype; the backend picks its layout.

@@ -88,7 +88,8 @@ struct LoraModuleBatch {
   const int32_t* rank = nullptr;        // [num_slots]
   const float* scale = nullptr;         // [num_slots] alpha / r (or alpha / sqrt(r) with rslora)
   const int32_t* token_slot = nullptr;  // [n] slot of each token, -1 for none
-  // Runs of consecutive tokens with one slot (prefill), built once per forward.
+  // Runs of consecutive tokens with one slot (prefill), built once per forward: they cover
+  // tokens 0..n-1 in order and seg_slot agrees with token_slot.
   int32_t num_segments = 0;
   const int32_t* seg_start = nullptr;  // [num_segments + 1] token offsets
   const int32_t* seg_slot = nullptr;   // [num_segments]

@@ -173,7 +173,15 @@ StepOutput Engine::run_model(const StepPlan& plan) {
   Buffer logits = model_.forward(plan.batch, *store_);
   const int64_t rows = static_cast<int64_t>(plan.batch.logit_rows.size());
   StepOutput out;
-  if (rows == 0) return out;
+  if (rows == 0) {
+    // A step with no logits (prefill chunks only) still ends with the device idle, as every
+    // other step does through its downloads: pages freed or handed over between steps
+    // (cancels, preemption, the adapter cache's placement) are then untouched by running
+    // work, which Backend::upload_scatter's adapter copies rely on.
+    float probe = 0.0f;
+    be.download(&probe, logits.data, sizeof(probe));
+    return out;
+  }
   if (!plan.penalties.empty()) apply_penalties(plan.penalties, logits.as<float>(), rows);
   if (plan.top_logprobs > 0) {
     const int32_t k = std::min<int32_t>(plan.top_logprobs, static_cast<int32_t>(vocab));

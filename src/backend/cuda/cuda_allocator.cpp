@@ -184,18 +184,13 @@ ScatterUploader::ScatterUploader(size_t block_bytes, int blocks) : block_bytes_(
     LS_CHECK_MSG(cudaMalloc(&p, block_bytes_) == cudaSuccess, "cudaMalloc (scatter block) failed");
     b.device = static_cast<char*>(p);
     LS_CHECK(cudaEventCreateWithFlags(&b.copied, cudaEventDisableTiming) == cudaSuccess);
-    LS_CHECK(cudaEventCreateWithFlags(&b.scattered, cudaEventDisableTiming) == cudaSuccess);
   }
 }
 
 ScatterUploader::~ScatterUploader() {
   if (stream_) cudaStreamSynchronize(stream_);
   for (Block& b : blocks_) {
-    for (cudaEvent_t e : {b.copied, b.scattered})
-      if (e) {
-        cudaEventSynchronize(e);
-        cudaEventDestroy(e);
-      }
+    if (b.copied) cudaEventDestroy(b.copied);
     if (b.host) cudaFreeHost(b.host);
     if (b.device) cudaFree(b.device);
   }
@@ -211,12 +206,17 @@ size_t staged_bytes(const UploadPiece& p) {
 
 }  // namespace
 
-cudaError_t ScatterUploader::upload(const UploadPiece* pieces, size_t count, cudaStream_t copy,
-                                    cudaEvent_t done) {
+cudaError_t ScatterUploader::synchronize() {
+  return cudaStreamSynchronize(stream_);
+}
+
+cudaError_t ScatterUploader::upload(const UploadPiece* pieces, size_t count) {
   cudaError_t err = cudaSuccess;
   std::vector<UploadPiece> batch;
   size_t data = 0;  // staged bytes of the batch (aligned)
   for (size_t i = 0; i < count; ++i) {
+    LS_CHECK_MSG(!pieces[i].round_to_bf16 || pieces[i].bytes % 2 == 0,
+                 "a bf16 upload piece has an odd byte count");
     for (size_t at = 0; at < pieces[i].bytes; at += kMaxPiece) {
       // A rounded piece's source holds two bytes of fp32 per stored byte.
       const size_t src_at = pieces[i].round_to_bf16 ? 2 * at : at;
@@ -225,7 +225,7 @@ cudaError_t ScatterUploader::upload(const UploadPiece* pieces, size_t count, cud
                        std::min(kMaxPiece, pieces[i].bytes - at), pieces[i].round_to_bf16};
       const size_t grown = data + align_up(staged_bytes(part), kAlign);
       if (!batch.empty() && table_bytes(batch.size() + 1) + grown > block_bytes_) {
-        err = flush(blocks_[next_], batch, data, copy);
+        err = flush(blocks_[next_], batch, data);
         if (err != cudaSuccess) return err;
         next_ = (next_ + 1) % blocks_.size();
         batch.clear();
@@ -236,17 +236,16 @@ cudaError_t ScatterUploader::upload(const UploadPiece* pieces, size_t count, cud
     }
   }
   if (!batch.empty()) {
-    err = flush(blocks_[next_], batch, data, copy);
-    if (err != cudaSuccess) return err;
+    err = flush(blocks_[next_], batch, data);
     next_ = (next_ + 1) % blocks_.size();
   }
-  return cudaEventRecord(done, stream_);
+  return err;
 }
 
 cudaError_t ScatterUploader::flush(Block& b, const std::vector<UploadPiece>& batch,
-                                   size_t data_bytes, cudaStream_t copy) {
+                                   size_t data_bytes) {
   // The host block is packed again once its last DMA is done; the device block is written
-  // again once its last scatter has read it.
+  // again after its last scatter has read it (stream order).
   cudaError_t err = cudaEventSynchronize(b.copied);
   if (err != cudaSuccess) return err;
   const size_t head = table_bytes(batch.size());
@@ -268,15 +267,12 @@ cudaError_t ScatterUploader::flush(Block& b, const std::vector<UploadPiece>& bat
         }
       },
       16);
-  if ((err = cudaStreamWaitEvent(copy, b.scattered, 0)) != cudaSuccess) return err;
-  if ((err = cudaMemcpyAsync(b.device, b.host, off, cudaMemcpyHostToDevice, copy)) != cudaSuccess)
+  if ((err = cudaMemcpyAsync(b.device, b.host, off, cudaMemcpyHostToDevice, stream_)) !=
+      cudaSuccess)
     return err;
-  if ((err = cudaEventRecord(b.copied, copy)) != cudaSuccess) return err;
-  if ((err = cudaStreamWaitEvent(stream_, b.copied, 0)) != cudaSuccess) return err;
-  err = scatter_copy(reinterpret_cast<const ScatterDesc*>(b.device),
-                     static_cast<int64_t>(batch.size()), b.device, stream_);
-  if (err != cudaSuccess) return err;
-  return cudaEventRecord(b.scattered, stream_);
+  if ((err = cudaEventRecord(b.copied, stream_)) != cudaSuccess) return err;
+  return scatter_copy(reinterpret_cast<const ScatterDesc*>(b.device),
+                      static_cast<int64_t>(batch.size()), b.device, stream_);
 }
 
 }  // namespace ls::cuda

@@ -18,8 +18,10 @@
 // ScatterUploader: many small uploads (an adapter's 4,096 page chunks) as a few large DMAs.
 // The pieces are packed, with a table of where each goes, into a pinned block; the block goes
 // over in one cudaMemcpyAsync to a device block of the same size, and a kernel scatters it.
-// Block pairs are used round robin; nothing waits for the compute stream, so a load costs its
-// packing time on the host (~2-4 ms for a 7B rank-16 q,k,v,o adapter) and no wait for a step.
+// Block pairs are used round robin, the DMAs and kernels in order on the uploader's own stream
+// (a device block is rewritten only after the kernel that read it); nothing waits for the
+// compute stream, so a load costs its packing time on the host (~2-4 ms for a 7B rank-16
+// q,k,v,o adapter) and the DMA, never a wait for a step.
 // One call per piece cost ~10 us of API time each: 4,096 of them were most of a 50 ms load.
 #pragma once
 
@@ -101,21 +103,20 @@ class ScatterUploader {
   ~ScatterUploader();
 
   // Packs the pieces (the fp32 source of pieces that round to bf16: the scatter kernel rounds;
-  // on the calling thread and the uploader's own few threads), enqueues their DMAs on `copy`
-  // and the scatter kernels on the uploader's stream, and records `done` after the last.
-  // Returns without waiting for the device; the pieces' host memory may be reused at once.
-  // One caller at a time (the backend's copy mutex).
-  cudaError_t upload(const UploadPiece* pieces, size_t count, cudaStream_t copy, cudaEvent_t done);
+  // on the calling thread and the uploader's own few threads) and enqueues their DMAs and the
+  // scatter kernels on the uploader's stream. Returns without waiting for the device; the
+  // pieces' host memory may be reused at once. One caller at a time (the backend's mutex).
+  cudaError_t upload(const UploadPiece* pieces, size_t count);
+  // Waits until everything enqueued so far has landed.
+  cudaError_t synchronize();
 
  private:
   struct Block {
     char* host = nullptr;
     char* device = nullptr;
-    cudaEvent_t copied = nullptr;     // recorded after the DMA out of `host`
-    cudaEvent_t scattered = nullptr;  // recorded after the kernel reading `device`
+    cudaEvent_t copied = nullptr;  // recorded after the DMA out of `host`
   };
-  cudaError_t flush(Block& b, const std::vector<UploadPiece>& batch, size_t data_bytes,
-                    cudaStream_t copy);
+  cudaError_t flush(Block& b, const std::vector<UploadPiece>& batch, size_t data_bytes);
   std::vector<Block> blocks_;
   // Packing threads of its own, half the cores (at most 8). Rounding fp32 to bf16 is left to
   // the scatter kernel: on the host it took 2-4 ms of CPU per 7B adapter even spread

@@ -15,8 +15,9 @@
 // under it) and before any compute work enqueued afterwards (a second event), so adapter
 // copies overlap the next steps' compute. upload_scatter() from such a thread (an adapter's
 // page chunks) packs the pieces into a few large DMAs and scatters them with a kernel on a
-// stream of its own (cuda_allocator.h), without the first event (its caller hands over
-// destinations no running work touches). download() waits for the compute stream.
+// stream of its own (cuda_allocator.h) and waits for them itself, with neither event (its
+// caller hands over destinations no running work touches). download() waits for the compute
+// stream.
 //
 // Graphs: begin_capture() starts stream capture of the compute stream (relaxed mode, so the
 // allocator may cudaMalloc new graph-private blocks while capturing) and switches the allocator
@@ -179,17 +180,16 @@ class CudaBackend final : public Backend {
       }
       return;
     }
-    // Off the op thread (the adapter loader): packed into a few DMAs plus scatter kernels
-    // (cuda_allocator.h), and compute work enqueued after it waits for the last scatter.
-    // Unlike upload(), the copy is not ordered after the
-    // compute work already enqueued (see Backend::upload_scatter): recording an event on the
-    // compute stream from this thread blocked for a whole decode step (~9 ms of a 7B load).
-    // It waits for the copies to land before returning, so the compute stream's wait on them
-    // never holds up a step (and "resident" in the adapter cache means resident).
-    std::lock_guard<std::mutex> lock(copy_mu_);
-    check_cuda(scatter_->upload(pieces, count, copy_, copy_done_), "upload_scatter (copy stream)");
-    check_cuda(cudaEventSynchronize(copy_done_), "upload_scatter: wait");
-    check_cuda(cudaStreamWaitEvent(compute_, copy_done_, 0), "upload: compute waits");
+    // Off the op thread (the adapter loader): packed into a few DMAs plus scatter kernels on
+    // the uploader's own stream (cuda_allocator.h), waited for here, so compute work enqueued
+    // after this returns sees the data with no event on the compute stream. Unlike upload(),
+    // the copy is not ordered after compute work already enqueued (see
+    // Backend::upload_scatter): recording an event on the compute stream from this thread
+    // blocked for a whole decode step (~9 ms of a 7B load). It takes neither the copy mutex
+    // nor the compute stream, so a graph capture neither waits for it nor captures it.
+    std::lock_guard<std::mutex> lock(scatter_mu_);
+    check_cuda(scatter_->upload(pieces, count), "upload_scatter");
+    check_cuda(scatter_->synchronize(), "upload_scatter: wait");
   }
 
   void download(void* host_dst, const void* src, size_t bytes) override {
@@ -581,6 +581,7 @@ class CudaBackend final : public Backend {
   static constexpr size_t kScatterBlock = 16u << 20;
   static constexpr int kScatterBlocks = 4;
   std::unique_ptr<cuda::ScatterUploader> scatter_;
+  std::mutex scatter_mu_;  // one upload_scatter off the op thread at a time
   std::atomic<std::thread::id> op_thread_{};
   std::mutex copy_mu_;
   std::unique_lock<std::mutex> capture_lock_;  // copy_mu_, held from begin to end of a capture

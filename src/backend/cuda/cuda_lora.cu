@@ -365,7 +365,8 @@ __global__ void __launch_bounds__(kTile* kTile)
     partial[(part * n + t) * a.max_rank + j] = acc;
 }
 
-// v[t, j] = sum over parts of partial[p][t][j], for the (token, row) pairs the shrink wrote.
+// v[t, j] = sum over parts of partial[p][t][j], for the (token, row) pairs the shrink wrote
+// (the segments cover every token and agree with token_slot, as LoraModuleBatch requires).
 __global__ void reduce_split_kernel(const float* partial, int64_t n, LoraArgs a, int32_t splits,
                                     float* v) {
   const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -434,7 +435,7 @@ int32_t segment_splits(int64_t n, const LoraModuleBatch& l) {
   const int64_t steps = (l.in_dim + kDepth - 1) / kDepth;
   const int64_t tiles =
       ((l.max_rank + kTile - 1) / kTile) * ((n + kTile - 1) / kTile + l.num_segments);
-  constexpr int64_t kWantBlocks = 4 * 132;
+  constexpr int64_t kWantBlocks = 4 * 132;  // 4 blocks per SM of an H100/H200; only speed
   int64_t splits = (kWantBlocks + tiles - 1) / tiles;
   splits = std::min<int64_t>({splits, steps / 4, 16});
   return static_cast<int32_t>(std::max<int64_t>(1, splits));
@@ -444,6 +445,7 @@ bool valid(const LoraModuleBatch& l, bool by_segment) {
   if (l.num_slots < 0 || l.max_rank < 1 || l.max_rank > 65535 || l.in_dim < 1 || l.out_dim < 1 ||
       l.chunk_elems < 1 || !kv_dtype_supported(l.dtype))
     return false;
+  if (!l.token_slot || !l.rank || !l.scale || !l.chunks) return false;
   if (by_segment && (!l.seg_start || !l.seg_slot)) return false;
   return true;
 }
