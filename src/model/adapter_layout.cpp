@@ -3,6 +3,7 @@
 #include "model/adapter_layout.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "base/check.h"
 
@@ -43,7 +44,9 @@ ResidentAdapter place_adapter(const LoraAdapter& a, const ModelConfig& c, PageLi
                               const PageStore& store) {
   const int64_t cf = store.chunk_elems();
   LS_CHECK(static_cast<int64_t>(pages.size()) >= adapter_pages_needed(a, c, store));
+  static std::atomic<uint64_t> next_serial{1};
   ResidentAdapter r;
+  r.serial = next_serial.fetch_add(1, std::memory_order_relaxed);
   r.name = a.name;
   r.max_rank = a.max_rank;
   r.allocated_elems = static_cast<int64_t>(pages.size()) * 2 * c.num_layers * cf;

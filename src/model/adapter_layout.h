@@ -31,6 +31,10 @@ struct ResidentLoraModule {
 struct ResidentAdapter {
   std::string name;
   int32_t max_rank = 0;
+  // Unique over the process for every placement (place_adapter), never reused: tables built
+  // from an adapter's chunk pointers may be cached under it (decode graphs). 0: not placed
+  // (compressed or hand-made adapters), never cached.
+  uint64_t serial = 0;
   PageList pages;
   int64_t used_elems = 0;       // LoRA weights stored (elements)
   int64_t allocated_elems = 0;  // capacity of its pages

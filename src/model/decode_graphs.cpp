@@ -49,6 +49,7 @@ void DecodeGraphs::upload(const Buffer& dst, const std::vector<T>& v) {
 
 void DecodeGraphs::reallocate(size_t pages, size_t chunks) {
   graphs_.clear();  // they read the old buffers
+  lora_cached_ = false;
   const ModelConfig& c = model_.config();
   const auto B = static_cast<size_t>(max_bucket_);
   const size_t modules = static_cast<size_t>(c.num_layers) * kNumLoraTargets;
@@ -110,15 +111,6 @@ std::optional<Buffer> DecodeGraphs::run(const ForwardBatch& b, const PageStore& 
   const auto n = static_cast<int32_t>(b.tokens.size());
   Key key;
   key.batch = bucket(n);
-  LoraHostTables lora;
-  if (!b.lora_slots.empty()) {
-    lora = build_lora_tables(c, b, key.batch, kv.chunk_elems());
-    key.mask = lora.target_mask();
-    if (key.mask != 0) {
-      key.v_stride = 8;  // ranks bucketed to powers of two
-      while (key.v_stride < lora.max_rank()) key.v_stride *= 2;
-    }
-  }
 
   std::vector<void*> signature;
   for (int32_t l = 0; l < kv.num_layers(); ++l) {
@@ -128,8 +120,36 @@ std::optional<Buffer> DecodeGraphs::run(const ForwardBatch& b, const PageStore& 
   }
   signature.push_back(reinterpret_cast<void*>(static_cast<intptr_t>(kv.page_size())));
   signature.push_back(reinterpret_cast<void*>(static_cast<intptr_t>(kv.dtype())));
-  if (signature != store_signature_ || b.kv_indices.size() > t_.page_capacity ||
-      lora.chunks.size() > t_.chunk_capacity) {
+  const bool store_changed =
+      signature != store_signature_ || b.kv_indices.size() > t_.page_capacity;
+
+  // The LoRA tables: those of the step before when its adapters are the same placements.
+  std::vector<uint64_t> serials;
+  bool cacheable = !b.lora_slots.empty();
+  for (const ResidentAdapter* a : b.lora_slots) {
+    serials.push_back(a->serial);
+    cacheable = cacheable && a->serial != 0;
+  }
+  const bool reuse = cacheable && lora_cached_ && !store_changed && key.batch == lora_batch_ &&
+                     serials == lora_serials_;
+  LoraHostTables lora;
+  uint32_t mask = 0;
+  int32_t max_rank = 0;
+  if (reuse) {
+    mask = lora_mask_;
+    max_rank = lora_max_rank_;
+  } else if (!b.lora_slots.empty()) {
+    lora = build_lora_tables(c, b, key.batch, kv.chunk_elems());
+    mask = lora.target_mask();
+    max_rank = lora.max_rank();
+  }
+  key.mask = mask;
+  if (key.mask != 0) {
+    key.v_stride = 8;  // ranks bucketed to powers of two
+    while (key.v_stride < max_rank) key.v_stride *= 2;
+  }
+
+  if (store_changed || lora.chunks.size() > t_.chunk_capacity) {
     reallocate(b.kv_indices.size(), lora.chunks.size());
     store_signature_ = std::move(signature);
     chunk_elems_ = kv.chunk_elems();
@@ -159,10 +179,21 @@ std::optional<Buffer> DecodeGraphs::run(const ForwardBatch& b, const PageStore& 
   upload(t_.rows, rows);
   if (key.v_stride > 0) {
     upload(t_.token_slot, token_slot);
-    upload(t_.chunks, lora.chunks);
-    upload(t_.firsts, lora.firsts);
-    upload(t_.ranks, lora.ranks);
-    upload(t_.scales, lora.scales);
+    if (reuse) {
+      ++stats_.lora_tables_reused;
+    } else {
+      upload(t_.chunks, lora.chunks);
+      upload(t_.firsts, lora.firsts);
+      upload(t_.ranks, lora.ranks);
+      upload(t_.scales, lora.scales);
+    }
+  }
+  if (!reuse) {
+    lora_cached_ = cacheable && key.v_stride > 0;
+    lora_serials_ = std::move(serials);
+    lora_batch_ = key.batch;
+    lora_mask_ = mask;
+    lora_max_rank_ = max_rank;
   }
 
   auto it = graphs_.find(key);

@@ -10,7 +10,8 @@
 // every module of the target set launched at the key's rank stride (slots of smaller rank, or
 // that skip the module, do less work in the same launch). So one graph serves every mix of
 // adapters with that rank stride and module set, and the adapter set may change from step to
-// step without a new capture.
+// step without a new capture. While the batch's adapters stay the same (the same placements, in
+// the same slots, at the same bucket), their tables stay in the buffers from the step before.
 //
 // Padding rows: token 0 at position 0 of a sequence with no pages, KV slot -1 (not written),
 // no adapter, output 0 from attention; their logits are computed and ignored. Graphs are
@@ -73,6 +74,14 @@ class DecodeGraphs {
   int64_t chunk_elems_ = 0;             // of that store
   DType chunk_dtype_ = DType::kF32;     // of that store
   std::map<Key, Backend::Graph> graphs_;
+  // The LoRA tables in t_ were built for these adapters (ResidentAdapter::serial, in slot
+  // order) at this bucket; a step with the same ones skips building and uploading them (at
+  // batch 64 with 64 rank-16 q,k,v,o adapters they are 2 MiB of chunk pointers a step).
+  bool lora_cached_ = false;
+  std::vector<uint64_t> lora_serials_;
+  int32_t lora_batch_ = 0;
+  uint32_t lora_mask_ = 0;
+  int32_t lora_max_rank_ = 0;
   bool failed_ = false;
   GraphStats stats_;
 };

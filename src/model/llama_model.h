@@ -41,6 +41,7 @@ struct GraphStats {
   int64_t replays = 0;   // forwards that ran as a graph replay
   int64_t eager = 0;     // decode forwards that could not use a graph (too big, capture failed)
   int32_t graphs = 0;    // graphs held now
+  int64_t lora_tables_reused = 0;  // replays whose LoRA tables were those of the step before
 };
 
 class LlamaModel {

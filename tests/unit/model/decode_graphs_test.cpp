@@ -180,8 +180,14 @@ TEST_P(DecodeGraphsFixture, ReplaysEqualEagerWhileAdaptersChange) {
   test::expect_graphs_match_plain(graphs, plain, GetParam() == "gqa_bf16" ? 1e-4 : 1e-5);
   EXPECT_GT(r->lora_launches(), 0);
   const GraphStats s = graphs.model->graph_stats();
-  std::printf("[ graphs   ] %s: %lld captures, %lld replays, %d graphs held\n", GetParam().c_str(),
-              static_cast<long long>(s.captures), static_cast<long long>(s.replays), s.graphs);
+  // Steps whose adapters did not change kept their LoRA tables (and still matched eager).
+  EXPECT_GT(s.lora_tables_reused, 0);
+  EXPECT_LT(s.lora_tables_reused, s.replays);
+  std::printf(
+      "[ graphs   ] %s: %lld captures, %lld replays (%lld with the LoRA tables of the step "
+      "before), %d graphs held\n",
+      GetParam().c_str(), static_cast<long long>(s.captures), static_cast<long long>(s.replays),
+      static_cast<long long>(s.lora_tables_reused), s.graphs);
 }
 
 TEST_P(DecodeGraphsFixture, OffMeansNoCapture) {
