@@ -500,7 +500,7 @@ struct LoraCase {
 // rows, out_dim - 3i columns, and ranks rotated by i) through Backend::lora_group; the CPU's
 // default runs them one by one, CUDA fuses them at decode.
 std::vector<float> run_lora(Backend& be, const LoraCase& c, uint64_t seed, DType page_dtype,
-                            int32_t modules = 1) {
+                            int32_t modules = 1, bool group = false) {
   Rng rng(seed);
   Dev d{be};
   const int32_t ns = static_cast<int32_t>(c.ranks.size());
@@ -581,7 +581,7 @@ std::vector<float> run_lora(Backend& be, const LoraCase& c, uint64_t seed, DType
     mods.push_back(l);
     for (Buffer* b : {&dpool, &dchunks, &dfa, &dfb, &drank, &dscale}) keep.push_back(*b);
   }
-  if (modules == 1) {
+  if (modules == 1 && !group) {
     be.lora_shrink(dx.as<float>(), n, mods[0], dvs[0].as<float>());
     be.lora_expand(dvs[0].as<float>(), n, mods[0], dys[0].as<float>());
   } else {
@@ -644,6 +644,13 @@ TEST_P(Conformance, LoraMixedAdaptersRanks8To128EmptySegmentsAndNoAdapter) {
        16,
        {{0, 1}, {1, 1}, {-1, 1}, {2, 1}, {3, 1}, {5, 1}, {4, 1}, {1, 1}}},
       {{8, 16, 0, 4, 16, 12}, 1001, 1003, 77, 16, {{1, 1}, {3, 1}, {-1, 1}, {5, 1}, {0, 1}}},
+      // decode with ranks up to 64 and odd ranks (the 16-rows-per-block shrink's partial groups)
+      {{8, 64, 0, 16, 48, 33},
+       4096,
+       4096,
+       4096,
+       64,
+       {{1, 1}, {4, 1}, {-1, 1}, {5, 1}, {0, 1}, {3, 1}, {1, 1}}},
       // a prompt admitted next to decode tokens: few long segments, so the segment shrink
       // splits in_dim over blocks (and in_dim not a multiple of the split span)
       {ranks, 4160, 4096, 4096, 128, {{-1, 64}, {1, 128}, {4, 37}}},
@@ -653,10 +660,11 @@ TEST_P(Conformance, LoraMixedAdaptersRanks8To128EmptySegmentsAndNoAdapter) {
     for (size_t i = 0; i < cases.size(); ++i) {
       auto [ref, got] = both([&](Backend& be) { return run_lora(be, cases[i], 7 + i, t); });
       EXPECT_LT(rel_err(got, ref), 1e-5) << "case " << i << " " << dtype_name(t);
-      // The same case as q, k and v (3 modules sharing x), and as gate and up (2).
-      for (int32_t modules : {3, 2}) {
+      // The same case as q, k and v (3 modules sharing x), as gate and up (2), and as o alone
+      // through lora_group (1).
+      for (int32_t modules : {3, 2, 1}) {
         auto [gref, ggot] =
-            both([&](Backend& be) { return run_lora(be, cases[i], 7 + i, t, modules); });
+            both([&](Backend& be) { return run_lora(be, cases[i], 7 + i, t, modules, true); });
         EXPECT_LT(rel_err(ggot, gref), 1e-5)
             << "case " << i << " " << dtype_name(t) << ", lora_group of " << modules;
       }
