@@ -167,17 +167,8 @@ class CudaBackend final : public Backend {
     if (count == 0) return;
     set_device();
     if (std::this_thread::get_id() == op_thread_.load()) {
-      LS_CHECK_MSG(!capturing_, "upload from the op thread while capturing a graph");
-      std::vector<uint16_t> rounded;
-      for (size_t i = 0; i < count; ++i) {
-        const void* src = pieces[i].src;
-        if (pieces[i].round_to_bf16) {
-          rounded.resize((pieces[i].bytes + 1) / 2);
-          pack_upload_piece(pieces[i], rounded.data());
-          src = rounded.data();
-        }
-        check_cuda(compute_ring_->upload(pieces[i].dst, src, pieces[i].bytes, compute_), "upload");
-      }
+      // On the op thread: one upload() per piece, on the compute stream (the default).
+      Backend::upload_scatter(pieces, count);
       return;
     }
     // Off the op thread (the adapter loader): packed into a few DMAs plus scatter kernels on
