@@ -141,6 +141,7 @@ Json flags_json(const Flags& f) {
             {"adapters", f.peer_adapters}}},
           {"section_timeout_s", f.section_timeout_s},
           {"skinny_gemm_max_rows", f.skinny_gemm_max_rows},
+          {"decode_gemm_max_rows", f.decode_gemm_max_rows},
           {"kv_dtype", std::string(dtype_name(f.kv_dtype))}};
 }
 
@@ -365,6 +366,9 @@ int main(int argc, char** argv) {
   app.add_option("--skinny-gemm-max-rows", f.skinny_gemm_max_rows,
                  "GEMMs of at most this many rows take the skinny decode kernel (0: cuBLAS)")
       ->check(CLI::Range(0, 16));
+  app.add_option("--decode-gemm-max-rows", f.decode_gemm_max_rows,
+                 "GEMMs of at most this many rows take the tensor-core decode GEMM (0: cuBLAS)")
+      ->check(CLI::Range(0, 64));
   app.add_option("--kv-dtype", f.kv_dtype, "Element type of the page stores: bf16 or fp32")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, ls::DType>{{"bf16", ls::DType::kBF16}, {"fp32", ls::DType::kF32}}));

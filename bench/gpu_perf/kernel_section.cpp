@@ -4,14 +4,21 @@
 // 512 tokens (prefill), rows read through chunk tables built here as llama_forward.cpp builds
 // them; adapters are placed into zeroed pages without copying (values do not change the
 // time). Calls cycle over the 32 layers' tables so the weights are not served from L2.
-// Attention: one layer's K/V over distinct pages per sequence. Each sample is a run of
-// back-to-back calls followed by one wait, so per-call times include launch overhead.
+// Attention: one layer's K/V over distinct pages per sequence. Linears: Backend::gemm at
+// decode row counts on the 7B shapes through each GEMM path (the tensor-core decode GEMM, the
+// skinny kernel, cuBLAS's hi + lo split), each in a backend of its own, with every path's
+// output checked against cuBLAS's; weights cycle over copies that together exceed the L2.
+// Each sample is a run of back-to-back calls followed by one wait, so per-call times include
+// launch overhead.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
 #include "gpu_perf/perf_common.h"
 #include "gpu_perf/sections.h"
+#ifdef LORASERVE_HAS_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 namespace ls::perf {
 
@@ -98,6 +105,7 @@ struct KernelRow {
   double bytes = 0, flops = 0;
   Timing tm;
   double target_pct = 0;
+  std::string note;  // linears: largest difference from cuBLAS's output
 };
 
 void lora_rows(Ctx& ctx, Rig& rig, std::vector<KernelRow>* rows) {
@@ -232,6 +240,86 @@ void attention_rows(Ctx& ctx, Rig& rig, SectionOut& out, std::vector<KernelRow>*
     }
 }
 
+// Backend::gemm at decode row counts through each path; target_pct 0 (the decode-step table
+// carries the target), `note` the largest difference from cuBLAS's output.
+void linear_rows(Ctx& ctx, Rig& rig, std::vector<KernelRow>* rows) {
+#ifdef LORASERVE_HAS_CUDA
+  if (!rig.cuda) return;
+  const ModelConfig& c = rig.c;
+  struct Path {
+    const char* name;
+    int skinny, decode;
+  };
+  // cuBLAS first: the others are compared with its output.
+  const std::vector<Path> paths = {
+      {"gemm cuBLAS hi+lo", 0, 0}, {"gemm tensor-core decode", 0, 64}, {"gemm skinny", 16, 0}};
+  struct Shape {
+    const char* name;
+    int64_t m, k;
+  };
+  const std::vector<Shape> shapes = {{"q", c.q_dim(), c.hidden_size},
+                                     {"up", c.intermediate_size, c.hidden_size},
+                                     {"down", c.hidden_size, c.intermediate_size}};
+  const std::vector<int> ns =
+      ctx.f.quick ? std::vector<int>{1, 8, 32} : std::vector<int>{1, 2, 8, 16, 32, 64};
+  std::vector<std::vector<float>> ref(shapes.size() * ns.size());
+  for (const Path& p : paths) {
+    Ctx pc = ctx;
+    pc.f.skinny_gemm_max_rows = p.skinny;
+    pc.f.decode_gemm_max_rows = p.decode;
+    Rig pr = make_rig(pc, false);
+    for (size_t si = 0; si < shapes.size(); ++si) {
+      const Shape& sh = shapes[si];
+      const double wbytes = 2.0 * sh.m * sh.k;
+      const int copies = std::max(2, static_cast<int>(std::ceil(160e6 / wbytes)));
+      std::vector<Weight> ws;
+      for (int i = 0; i < copies; ++i)
+        ws.push_back(must(cuda_random_weight(*pr.be, DType::kBF16, sh.m, sh.k, 100 + i, 0.05f, 0),
+                          "GEMM weight"));
+      const int max_n = *std::max_element(ns.begin(), ns.end());
+      Weight x = must(cuda_random_weight(*pr.be, DType::kF32, max_n, sh.k, 7, 1.0f, 0), "x");
+      Buffer y = pr.be->alloc(static_cast<size_t>(max_n * sh.m) * 4);
+      for (size_t ni = 0; ni < ns.size(); ++ni) {
+        const int n = ns[ni];
+        if (p.skinny > 0 && n > p.skinny) continue;
+        size_t i = 0;
+        auto op = [&] {
+          pr.be->gemm(static_cast<const float*>(x.data), n, ws[i++ % ws.size()], nullptr,
+                      y.as<float>(), false);
+        };
+        KernelRow row;
+        row.kernel = p.name;
+        row.shape = strf("%s %lld x %lld, %d rows", sh.name, static_cast<long long>(sh.m),
+                         static_cast<long long>(sh.k), n);
+        row.bytes = wbytes + 4.0 * n * sh.k + 4.0 * n * sh.m;
+        row.flops = 2.0 * n * sh.m * sh.k;
+        row.tm = time_op(pr, op, calls_for(pr, op), 2, ctx.f.quick ? 3 : 7);
+        // Output of weight copy 0 against cuBLAS's (relative to its largest magnitude).
+        pr.be->gemm(static_cast<const float*>(x.data), n, ws[0], nullptr, y.as<float>(), false);
+        std::vector<float> got(static_cast<size_t>(n * sh.m));
+        pr.be->download(got.data(), y.data, got.size() * 4);
+        std::vector<float>& r = ref[si * ns.size() + ni];
+        if (r.empty()) {
+          r = got;
+        } else {
+          double diff = 0, mag = 0;
+          for (size_t e = 0; e < got.size(); ++e) {
+            diff = std::max(diff, static_cast<double>(std::fabs(got[e] - r[e])));
+            mag = std::max(mag, static_cast<double>(std::fabs(r[e])));
+          }
+          row.note = strf("%.1e", diff / std::max(mag, 1e-30));
+        }
+        rows->push_back(row);
+      }
+    }
+  }
+#else
+  (void)ctx;
+  (void)rig;
+  (void)rows;
+#endif
+}
+
 }  // namespace
 
 SectionOut section_kernels(Ctx& ctx) {
@@ -248,12 +336,18 @@ SectionOut section_kernels(Ctx& ctx) {
     std::printf("  LoRA kernels failed: %s\n", e.what());
   }
   try {
+    linear_rows(ctx, rig, &rows);
+  } catch (const std::exception& e) {
+    failed += std::string("linears: ") + e.what() + "; ";
+    std::printf("  linears failed: %s\n", e.what());
+  }
+  try {
     attention_rows(ctx, rig, out, &rows);
   } catch (const std::exception& e) {
     failed += std::string("attention: ") + e.what() + "; ";
     std::printf("  attention failed: %s\n", e.what());
   }
-  Table t({"kernel", "shape", "us/call", "GB/s", "% of copy", "GFLOP/s", "target"});
+  Table t({"kernel", "shape", "us/call", "GB/s", "% of copy", "GFLOP/s", "target", "vs cuBLAS"});
   t.left({1, 6});
   Json js = Json::array();
   double worst_lora = 1e30, worst_attn = 1e30;
@@ -266,7 +360,8 @@ SectionOut section_kernels(Ctx& ctx) {
            strf("%.1f%%", pct), strf("%.0f", r.flops / r.tm.median_s / 1e9),
            r.target_pct > 0
                ? strf("%s %.0f%%", pct >= r.target_pct ? "met" : "not met", r.target_pct)
-               : "-"});
+               : "-",
+           r.note.empty() ? "-" : r.note});
     js.push_back({{"kernel", r.kernel},
                   {"shape", r.shape},
                   {"bytes", r.bytes},
@@ -274,7 +369,8 @@ SectionOut section_kernels(Ctx& ctx) {
                   {"per_call", r.tm.json()},
                   {"gbps", gbps},
                   {"pct_of_copy", pct},
-                  {"target_pct", r.target_pct}});
+                  {"target_pct", r.target_pct},
+                  {"max_rel_diff_vs_cublas", r.note}});
   }
   t.print(
       strf("[5 kernels] alone through the Backend; bytes = adapter rows / KV read + "

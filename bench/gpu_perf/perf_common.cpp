@@ -96,6 +96,7 @@ Rig make_rig(const Ctx& ctx, bool with_model) {
 #ifdef LORASERVE_HAS_CUDA
     CudaBackendOptions options;
     options.skinny_gemm_max_rows = ctx.f.skinny_gemm_max_rows;
+    options.decode_gemm_max_rows = ctx.f.decode_gemm_max_rows;
     rig.be = must(make_cuda_backend(options), "--device cuda");
 #else
     throw std::runtime_error("--device cuda: this build has no CUDA backend");

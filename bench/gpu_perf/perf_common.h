@@ -49,7 +49,8 @@ struct Flags {
   int peer_batch = 32, peer_prompt = 256, peer_new = 128, peer_adapters = 32;
   double section_timeout_s = 300;  // a section still running then is killed (fork mode)
   std::string work_dir;            // adapters written to disk go here (a temp dir by default)
-  int skinny_gemm_max_rows = 1;    // CudaBackendOptions: 0 sends decode GEMMs to cuBLAS
+  int skinny_gemm_max_rows = 0;    // CudaBackendOptions: the skinny kernel (0: off)
+  int decode_gemm_max_rows = 16;   // CudaBackendOptions: the tensor-core decode GEMM (0: off)
   DType kv_dtype = DType::kBF16;   // of every page store (KV and adapter rows)
 };
 

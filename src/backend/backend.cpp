@@ -34,4 +34,53 @@ void Backend::upload_scatter(const UploadPiece* pieces, size_t count) {
   }
 }
 
+Weight weight_rows(const Weight& w, int64_t first, int64_t rows) {
+  LS_CHECK(first >= 0 && rows >= 1 && first + rows <= w.rows);
+  Weight v = w;
+  v.data =
+      static_cast<const char*>(w.data) + static_cast<size_t>(first * w.cols) * dtype_size(w.dtype);
+  v.rows = rows;
+  return v;
+}
+
+Weight Backend::stack_rows(const Weight* parts, int32_t count) {
+  LS_CHECK(count >= 1);
+  int64_t rows = 0;
+  for (int32_t i = 0; i < count; ++i) {
+    LS_CHECK_MSG(parts[i].dtype == parts[0].dtype && parts[i].cols == parts[0].cols,
+                 "stack_rows: parts of different dtypes or widths");
+    rows += parts[i].rows;
+  }
+  const size_t row_bytes = static_cast<size_t>(parts[0].cols) * dtype_size(parts[0].dtype);
+  std::vector<uint8_t> host(static_cast<size_t>(rows) * row_bytes);
+  size_t at = 0;
+  for (int32_t i = 0; i < count; ++i) {
+    const size_t bytes = static_cast<size_t>(parts[i].rows) * row_bytes;
+    download(host.data() + at, parts[i].data, bytes);
+    at += bytes;
+  }
+  return make_weight(parts[0].dtype, host.data(), rows, parts[0].cols);
+}
+
+int64_t gemm_parts_rows(const Weight& w, const GemmPart* parts, int32_t count) {
+  LS_CHECK(count >= 1 && count <= kMaxGemmParts);
+  int64_t rows = 0;
+  for (int32_t i = 0; i < count; ++i) {
+    LS_CHECK(parts[i].rows >= 1 && parts[i].out);
+    rows += parts[i].rows;
+  }
+  LS_CHECK_MSG(rows == w.rows, "gemm_parts: the parts' rows do not add up to the weight's");
+  return rows;
+}
+
+void Backend::gemm_parts(const float* x, int64_t n, const Weight& w, const GemmPart* parts,
+                         int32_t count) {
+  gemm_parts_rows(w, parts, count);
+  int64_t first = 0;
+  for (int32_t i = 0; i < count; ++i) {
+    gemm(x, n, weight_rows(w, first, parts[i].rows), parts[i].bias, parts[i].out, false);
+    first += parts[i].rows;
+  }
+}
+
 }  // namespace ls

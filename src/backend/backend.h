@@ -52,6 +52,20 @@ void pack_upload_piece(const UploadPiece& p, void* out);
 // OpenAI's upper bound for top_logprobs.
 inline constexpr int32_t kMaxTopLogprobs = 20;
 
+// One output of Backend::gemm_parts: the next `rows` rows of the stacked weight, with an
+// optional bias ([rows]), into out [n, rows].
+struct GemmPart {
+  int64_t rows = 0;
+  const Weight* bias = nullptr;
+  float* out = nullptr;
+};
+inline constexpr int32_t kMaxGemmParts = 3;
+
+// The rows [first, first + rows) of w as a weight of its own (no copy; shares w's storage).
+Weight weight_rows(const Weight& w, int64_t first, int64_t rows);
+// Checks gemm_parts' arguments (1 to kMaxGemmParts parts whose rows add up to w's); their rows.
+int64_t gemm_parts_rows(const Weight& w, const GemmPart* parts, int32_t count);
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -71,6 +85,9 @@ class Backend {
   virtual void upload_scatter(const UploadPiece* pieces, size_t count);
   // Prepares a weight from host data of any supported dtype; the backend picks its layout.
   virtual Weight make_weight(DType dtype, const void* host_data, int64_t rows, int64_t cols) = 0;
+  // One weight holding `count` weights of one dtype and width stacked by rows, in order (q, k
+  // and v; gate and up), so gemm_parts can read them in one pass. Default: through host memory.
+  virtual Weight stack_rows(const Weight* parts, int32_t count);
 
   // ---- ops ----
   // out[t, :] = table[ids[t], :]; ids must be < table.rows (checked by the caller).
@@ -83,6 +100,11 @@ class Backend {
   // out[n, w.rows] = x[n, w.cols] * w^T (+ bias); accumulate adds into out instead.
   virtual void gemm(const float* x, int64_t n, const Weight& w, const Weight* bias, float* out,
                     bool accumulate) = 0;
+  // For the parts of a weight stacked by rows (stack_rows): parts[i].out [n, parts[i].rows] =
+  // x * (the next parts[i].rows rows of w)^T (+ parts[i].bias). A backend may run them as one
+  // GEMM (CUDA does); the default runs gemm() on a view of each part's rows.
+  virtual void gemm_parts(const float* x, int64_t n, const Weight& w, const GemmPart* parts,
+                          int32_t count);
   // Rotates q [n, q_heads, head_dim] and k [n, kv_heads, head_dim] in place (HF rotate_half).
   virtual void rope(float* q, float* k, const RopeParams& p, const int32_t* positions,
                     int64_t n) = 0;

@@ -316,22 +316,35 @@ void LlamaModel::run_device(const DeviceBatch& d, const PageStore& kv) const {
   Buffer comp_t;  // x V of the compressed adapters' tokens, only when there are any
   if (d.comp_groups > 0) comp_t = f32(n * d.comp_k_max);
 
-  // Linears that read the same input (q, k, v; gate, up; or one alone): the GEMMs, then the
-  // LoRA of every module that has one in a single lora_group call (one fused launch pair on
-  // CUDA decode instead of one per module), then the compressed adapters.
+  // Linears that read the same input (q, k, v; gate, up; or one alone): the GEMMs (one
+  // gemm_parts over the stacked weight where the layer has one), then the LoRA of every module
+  // that has one in a single lora_group call (one fused launch pair on CUDA decode instead of
+  // one per module), then the compressed adapters.
   struct Proj {
     const Weight* w;
     const Weight* bias;
     LoraTarget target;
     float* y;
   };
-  auto linears = [&](const float* in, int32_t layer, std::initializer_list<Proj> projs) {
+  auto linears = [&](const float* in, int32_t layer, const Weight* stacked,
+                     std::initializer_list<Proj> projs) {
+    if (stacked && !stacked->empty()) {
+      GemmPart parts[kMaxGemmParts];
+      int32_t np = 0;
+      for (const Proj& p : projs) {
+        LS_CHECK(np < kMaxGemmParts);
+        parts[np++] = {p.w->rows, p.bias->empty() ? nullptr : p.bias, p.y};
+      }
+      be.gemm_parts(in, n, *stacked, parts, np);
+    } else {
+      for (const Proj& p : projs)
+        be.gemm(in, n, *p.w, p.bias->empty() ? nullptr : p.bias, p.y, false);
+    }
     LoraModuleBatch mods[kMaxLoraGroup];
     float* vs[kMaxLoraGroup];
     float* ys[kMaxLoraGroup];
     int32_t count = 0;
     for (const Proj& p : projs) {
-      be.gemm(in, n, *p.w, p.bias->empty() ? nullptr : p.bias, p.y, false);
       if (auto lb = lora_module(c, d, layer, p.target)) {
         LS_CHECK(count < kMaxLoraGroup);
         mods[count] = *lb;
@@ -370,7 +383,7 @@ void LlamaModel::run_device(const DeviceBatch& d, const PageStore& kv) const {
               x.as<float>());
   for (int32_t l = 0; l < c.num_layers; ++l) {
     const Layer& L = layers_[static_cast<size_t>(l)];
-    linears(x.as<float>(), l,
+    linears(x.as<float>(), l, &L.qkv,
             {{&L.q, &L.q_bias, LoraTarget::kQ, q.as<float>()},
              {&L.k, &L.k_bias, LoraTarget::kK, k.as<float>()},
              {&L.v, &L.v_bias, LoraTarget::kV, v.as<float>()}});
@@ -378,14 +391,15 @@ void LlamaModel::run_device(const DeviceBatch& d, const PageStore& kv) const {
     const LayerKv layer_kv = kv.layer(l);
     be.kv_write(k.as<float>(), v.as<float>(), d.slot_mapping, n, layer_kv);
     be.attention(q.as<float>(), ab, layer_kv, attn.as<float>());
-    linears(attn.as<float>(), l, {{&L.o, &L.o_bias, LoraTarget::kO, out.as<float>()}});
+    linears(attn.as<float>(), l, nullptr, {{&L.o, &L.o_bias, LoraTarget::kO, out.as<float>()}});
     be.add_rms_norm(residual.as<float>(), out.as<float>(), L.post_norm,
                     static_cast<float>(c.rms_norm_eps), n, x.as<float>());
-    linears(x.as<float>(), l,
+    linears(x.as<float>(), l, &L.gate_up,
             {{&L.gate, &L.gate_bias, LoraTarget::kGate, gate.as<float>()},
              {&L.up, &L.up_bias, LoraTarget::kUp, up.as<float>()}});
     be.silu_mul(gate.as<float>(), up.as<float>(), n, I, gate.as<float>());
-    linears(gate.as<float>(), l, {{&L.down, &L.down_bias, LoraTarget::kDown, out.as<float>()}});
+    linears(gate.as<float>(), l, nullptr,
+            {{&L.down, &L.down_bias, LoraTarget::kDown, out.as<float>()}});
     const Weight& next_norm =
         l + 1 < c.num_layers ? layers_[static_cast<size_t>(l + 1)].input_norm : final_norm_;
     be.add_rms_norm(residual.as<float>(), out.as<float>(), next_norm,

@@ -81,6 +81,21 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::from_weights(const ModelConfig& 
       LS_ASSIGN_OR_RETURN(L.up_bias, take(p + "mlp.up_proj.bias", {I}));
       LS_ASSIGN_OR_RETURN(L.down_bias, take(p + "mlp.down_proj.bias", {H}));
     }
+    // One weight per group of linears that read the same input, so a backend can run each
+    // group as one GEMM (gemm_parts); the separate weights become views of its rows.
+    if (L.q.dtype == L.k.dtype && L.q.dtype == L.v.dtype) {
+      const Weight parts[3] = {L.q, L.k, L.v};
+      L.qkv = backend.stack_rows(parts, 3);
+      L.q = weight_rows(L.qkv, 0, Q);
+      L.k = weight_rows(L.qkv, Q, KV);
+      L.v = weight_rows(L.qkv, Q + KV, KV);
+    }
+    if (L.gate.dtype == L.up.dtype) {
+      const Weight parts[2] = {L.gate, L.up};
+      L.gate_up = backend.stack_rows(parts, 2);
+      L.gate = weight_rows(L.gate_up, 0, I);
+      L.up = weight_rows(L.gate_up, I, I);
+    }
     m->layers_.push_back(std::move(L));
   }
   std::vector<float> inv = rope_inv_freq(c);

@@ -79,6 +79,9 @@ class LlamaModel {
     Weight post_norm;                       // [hidden]
     Weight gate, up, down;                  // [inter, hidden] x2, [hidden, inter]
     Weight gate_bias, up_bias, down_bias;   // mlp_bias only
+    // q, k, v and gate, up stacked by rows (Backend::stack_rows) when each group shares a
+    // dtype; q, k, v, gate and up are then views of these rows. Empty when not stacked.
+    Weight qkv, gate_up;
   };
 
   friend class DecodeGraphs;

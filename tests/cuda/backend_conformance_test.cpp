@@ -318,6 +318,121 @@ TEST_P(Conformance, GemmAllDtypesBiasAndAccumulate) {
   }
 }
 
+TEST_P(Conformance, GemmPartsOfStackedWeights) {
+  // q, k, v (with biases) and gate, up (without) stacked by rows: every row count from the
+  // skinny kernel's through the decode GEMM's to cuBLAS's, against the CPU; outputs poisoned.
+  for (DType t : {DType::kBF16, DType::kF16, DType::kF32}) {
+    for (int64_t n : {1, 2, 8, 16, 17, 64, 65, 200}) {
+      for (bool with_bias : {true, false}) {
+        const int64_t k = 256;
+        const std::vector<int64_t> rows =
+            with_bias ? std::vector<int64_t>{96, 32, 32} : std::vector<int64_t>{200, 200};
+        std::vector<HostWeight> ws, bs;
+        for (int64_t r : rows) {
+          ws.push_back(host_weight(rng_, t, r * k, 0.05));
+          bs.push_back(host_weight(rng_, t, r, 1.0));
+        }
+        auto x = random_vec(rng_, n * k);
+        auto run = [&](Backend& be) {
+          Dev d{be};
+          std::vector<Weight> parts, biases;
+          for (size_t i = 0; i < rows.size(); ++i) {
+            parts.push_back(be.make_weight(t, ws[i].bytes.data(), rows[i], k));
+            biases.push_back(be.make_weight(t, bs[i].bytes.data(), 1, rows[i]));
+          }
+          const Weight stacked = be.stack_rows(parts.data(), static_cast<int32_t>(parts.size()));
+          Buffer dx = d.put(x);
+          std::vector<Buffer> outs;
+          std::vector<GemmPart> gp;
+          for (size_t i = 0; i < rows.size(); ++i) {
+            outs.push_back(d.put(std::vector<float>(n * rows[i], kNaN)));
+            gp.push_back({rows[i], with_bias ? &biases[i] : nullptr, outs.back().as<float>()});
+          }
+          be.gemm_parts(dx.as<float>(), n, stacked, gp.data(), static_cast<int32_t>(gp.size()));
+          std::vector<float> r;
+          for (size_t i = 0; i < rows.size(); ++i) {
+            auto o = d.get<float>(outs[i], n * rows[i]);
+            r.insert(r.end(), o.begin(), o.end());
+          }
+          return r;
+        };
+        auto [ref, got] = both(run);
+        EXPECT_LT(rel_err(got, ref), t == DType::kF32 ? 1e-5 : 2e-5)
+            << dtype_name(t) << " n " << n << (with_bias ? " q,k,v with bias" : " gate,up");
+      }
+    }
+  }
+}
+
+#ifdef LORASERVE_HAS_CUDA
+// The tensor-core decode GEMM (2 to 64 rows, k a multiple of 32) in a backend where it takes
+// every row count, against the CPU: bias and accumulate, a last row tile cut short (m = 301),
+// one split (k = 256) and many (k = 4,128, so each block adds a part and the last one of a row
+// tile sums them). The same call twice gives the same bits (the split counters are left at
+// zero), and a row's result does not depend on how many rows share the call.
+TEST_P(Conformance, DecodeGemmAllRowCountsSplitsAndBatchInvariance) {
+  if (GetParam() != "cuda") GTEST_SKIP() << "CUDA's own GEMM path";
+  CudaBackendOptions o;
+  o.skinny_gemm_max_rows = 0;
+  o.decode_gemm_max_rows = 64;
+  auto made = make_cuda_backend(o);
+  ASSERT_TRUE(made.ok()) << made.status().message();
+  Backend& dut = *made.value();
+  for (DType t : {DType::kBF16, DType::kF16}) {
+    for (int64_t k : {256, 4128}) {
+      for (int64_t m : {301, 64}) {
+        HostWeight w = host_weight(rng_, t, m * k, 0.05);
+        HostWeight bias = host_weight(rng_, t, m, 1.0);
+        const int64_t max_n = 64;
+        auto x = random_vec(rng_, max_n * k);
+        auto y0 = random_vec(rng_, max_n * m);
+        for (int64_t n : {1, 2, 7, 8, 9, 16, 17, 31, 32, 33, 64}) {
+          auto run = [&](Backend& be, int reps) {
+            Dev d{be};
+            Weight W = be.make_weight(t, w.bytes.data(), m, k);
+            Weight B = be.make_weight(t, bias.bytes.data(), 1, m);
+            Buffer dx = d.put(x);
+            std::vector<float> r;
+            for (int i = 0; i < reps; ++i) {
+              Buffer o1 = d.put(std::vector<float>(n * m, kNaN));
+              Buffer o2 = d.put(std::vector<float>(y0.begin(), y0.begin() + n * m));
+              be.gemm(dx.as<float>(), n, W, &B, o1.as<float>(), false);
+              be.gemm(dx.as<float>(), n, W, nullptr, o2.as<float>(), true);
+              auto a = d.get<float>(o1, n * m);
+              auto b = d.get<float>(o2, n * m);
+              r.insert(r.end(), a.begin(), a.end());
+              r.insert(r.end(), b.begin(), b.end());
+            }
+            return r;
+          };
+          const auto got = run(dut, 2);
+          const auto ref = run(*ref_, 1);
+          const size_t half = got.size() / 2;
+          const std::vector<float> first(got.begin(), got.begin() + half);
+          EXPECT_LT(rel_err(first, ref), 2e-5)
+              << dtype_name(t) << " n " << n << " k " << k << " m " << m;
+          EXPECT_EQ(0, std::memcmp(got.data(), got.data() + half, half * sizeof(float)))
+              << "repeat differs: " << dtype_name(t) << " n " << n << " k " << k;
+          // Batch invariance: the first row alone equals the first row of every batch.
+          if (n > 1) {
+            Dev d{dut};
+            Weight W = dut.make_weight(t, w.bytes.data(), m, k);
+            Buffer dx = d.put(x), o = d.put(std::vector<float>(m, kNaN));
+            dut.gemm(dx.as<float>(), 1, W, nullptr, o.as<float>(), false);
+            const auto alone = d.get<float>(o, m);
+            Buffer ob = d.put(std::vector<float>(n * m, kNaN));
+            dut.gemm(dx.as<float>(), n, W, nullptr, ob.as<float>(), false);
+            const auto batch = d.get<float>(ob, m);
+            EXPECT_EQ(0, std::memcmp(alone.data(), batch.data(), m * sizeof(float)))
+                << "row 0 alone differs from row 0 of " << n << " rows, k " << k;
+          }
+        }
+      }
+    }
+  }
+}
+#endif
+
 TEST_P(Conformance, RopeWithLlama3ScalingAndLongPositions) {
   ModelConfig c;
   c.head_dim = 128;

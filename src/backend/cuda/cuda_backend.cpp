@@ -101,6 +101,7 @@ class CudaBackend final : public Backend {
     scatter_.reset();
     cublasDestroy(cublas_);
     if (cublas_workspace_) cudaFree(cublas_workspace_);
+    if (decode_counters_) cudaFree(decode_counters_);
     cudaEventDestroy(compute_mark_);
     cudaEventDestroy(copy_done_);
     cudaStreamDestroy(compute_);
@@ -213,6 +214,34 @@ class CudaBackend final : public Backend {
     return w;
   }
 
+  Weight stack_rows(const Weight* parts, int32_t count) override {
+    LS_CHECK(count >= 1);
+    int64_t rows = 0;
+    for (int32_t i = 0; i < count; ++i) {
+      LS_CHECK_MSG(parts[i].dtype == parts[0].dtype && parts[i].cols == parts[0].cols,
+                   "stack_rows: parts of different dtypes or widths");
+      rows += parts[i].rows;
+    }
+    const size_t row_bytes = static_cast<size_t>(parts[0].cols) * dtype_size(parts[0].dtype);
+    Buffer b = alloc(static_cast<size_t>(rows) * row_bytes);
+    begin_op();
+    size_t at = 0;
+    for (int32_t i = 0; i < count; ++i) {
+      const size_t bytes = static_cast<size_t>(parts[i].rows) * row_bytes;
+      check_cuda(cudaMemcpyAsync(static_cast<char*>(b.data) + at, parts[i].data, bytes,
+                                 cudaMemcpyDeviceToDevice, compute_),
+                 "stack_rows");
+      at += bytes;
+    }
+    Weight w;
+    w.data = b.data;
+    w.dtype = parts[0].dtype;
+    w.rows = rows;
+    w.cols = parts[0].cols;
+    w.owner = b.owner;
+    return w;
+  }
+
   // ---- ops ----
   void embedding(const Weight& table, const int32_t* ids, int64_t n, float* out) override {
     begin_op();
@@ -253,6 +282,15 @@ class CudaBackend final : public Backend {
                                    has_bias ? bias->dtype : DType::kF32, accumulate, out, compute_),
                  "gemm: skinny");
       return;
+    } else if (decode_gemm_takes(x, n, w)) {
+      const bool has_bias = bias && !bias->empty();
+      cuda::DecodeGemmOut o;
+      o.rows = m;
+      o.y = out;
+      o.bias = has_bias ? bias->data : nullptr;
+      o.bias_dtype = has_bias ? bias->dtype : DType::kF32;
+      decode_gemm(x, n, w, &o, 1, accumulate);
+      return;
     } else {
       // fp32 activations against bf16/f16 weights: x = hi + lo, both in the weight type, as
       // 2n rows of one GEMM (the weights are read once; tensor-core products are exact and
@@ -277,6 +315,45 @@ class CudaBackend final : public Backend {
     }
     if (bias && !bias->empty())
       check_cuda(cuda::add_bias(out, n, m, bias->data, bias->dtype, compute_), "gemm: bias");
+  }
+
+  // Stacked bf16/f16 weights as one GEMM: the decode GEMM for its rows, else one split, one
+  // cuBLAS GEMM over all the rows and one combine into the parts. Anything else: per part.
+  void gemm_parts(const float* x, int64_t n, const Weight& w, const GemmPart* parts,
+                  int32_t count) override {
+    const int64_t m = gemm_parts_rows(w, parts, count), k = w.cols;
+    if (n == 0) return;
+    const bool half = w.dtype == DType::kBF16 || w.dtype == DType::kF16;
+    if (!half || count == 1 || n <= skinny_max_rows_ || m > INT_MAX || k > INT_MAX ||
+        2 * n > INT_MAX) {
+      Backend::gemm_parts(x, n, w, parts, count);
+      return;
+    }
+    begin_op();
+    cuda::DecodeGemmOut outs[kMaxGemmParts];
+    for (int32_t i = 0; i < count; ++i) {
+      const bool has_bias = parts[i].bias && !parts[i].bias->empty();
+      outs[i].rows = parts[i].rows;
+      outs[i].y = parts[i].out;
+      outs[i].bias = has_bias ? parts[i].bias->data : nullptr;
+      outs[i].bias_dtype = has_bias ? parts[i].bias->dtype : DType::kF32;
+    }
+    if (decode_gemm_takes(x, n, w)) {
+      decode_gemm(x, n, w, outs, count, false);
+      return;
+    }
+    Buffer xs = alloc(static_cast<size_t>(2 * n * k) * 2);
+    Buffer y2 = alloc(static_cast<size_t>(2 * n * m) * sizeof(float));
+    check_cuda(cuda::split_f32(x, n * k, w.dtype, xs.data, compute_), "gemm_parts: split");
+    const float one = 1.0f, zero = 0.0f;
+    check_cublas(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m),
+                              static_cast<int>(2 * n), static_cast<int>(k), &one, w.data,
+                              cuda_type(w.dtype), static_cast<int>(k), xs.data, cuda_type(w.dtype),
+                              static_cast<int>(k), &zero, y2.data, CUDA_R_32F, static_cast<int>(m),
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx (parts)");
+    check_cuda(cuda::combine_split_parts(y2.as<float>(), n, outs, count, compute_),
+               "gemm_parts: combine");
   }
 
   void rope(float* q, float* k, const RopeParams& p, const int32_t* positions, int64_t n) override {
@@ -432,7 +509,9 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(const CudaBackendOptions& o)
       : device_(o.device),
         graphs_(o.graphs),
-        skinny_max_rows_(std::clamp<int64_t>(o.skinny_gemm_max_rows, 0, cuda::kSkinnyMaxRows)) {
+        skinny_max_rows_(std::clamp<int64_t>(o.skinny_gemm_max_rows, 0, cuda::kSkinnyMaxRows)),
+        decode_gemm_max_rows_(
+            std::clamp<int64_t>(o.decode_gemm_max_rows, 0, cuda::kDecodeGemmMaxRows)) {
     set_device();
     cudaDeviceProp prop{};
     check_cuda(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
@@ -450,6 +529,11 @@ class CudaBackend final : public Backend {
     check_cuda(cudaMalloc(&cublas_workspace_, kCublasWorkspace), "cuBLAS workspace");
     check_cublas(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspace),
                  "cublasSetWorkspace");
+    // The decode GEMM's split counters: zero now, and every launch leaves them zero.
+    check_cuda(cudaMalloc(&decode_counters_, kDecodeCounters * sizeof(unsigned)),
+               "decode GEMM counters");
+    check_cuda(cudaMemset(decode_counters_, 0, kDecodeCounters * sizeof(unsigned)),
+               "decode GEMM counters");
     allocator_ = std::make_shared<cuda::CudaAllocator>();
     compute_ring_ = std::make_unique<cuda::StagingRing>(o.staging_bytes, 4);
     copy_ring_ = std::make_unique<cuda::StagingRing>(o.staging_bytes, 4);
@@ -457,6 +541,26 @@ class CudaBackend final : public Backend {
   }
 
   void set_device() const { check_cuda(cudaSetDevice(device_), "cudaSetDevice"); }
+
+  // Whether x[n, w.cols] W^T goes to the tensor-core decode GEMM (more rows than the skinny
+  // kernel takes, at most decode_gemm_max_rows_, and shapes it takes).
+  bool decode_gemm_takes(const float* x, int64_t n, const Weight& w) const {
+    return n > skinny_max_rows_ && n <= decode_gemm_max_rows_ &&
+           cuda::decode_gemm_fits(x, n, w.cols, w.data, w.dtype, w.rows) &&
+           cuda::decode_gemm_counters(w.rows) <= kDecodeCounters;
+  }
+
+  void decode_gemm(const float* x, int64_t n, const Weight& w, const cuda::DecodeGemmOut* outs,
+                   int32_t count, bool accumulate) {
+    const cuda::DecodeGemmPlan plan = cuda::decode_gemm_plan(w.rows, w.cols, sm_count_);
+    const size_t scratch_floats = cuda::decode_gemm_scratch_floats(n, w.rows, plan);
+    Buffer scratch;
+    if (scratch_floats > 0) scratch = alloc(scratch_floats * sizeof(float));
+    check_cuda(cuda::decode_gemm(x, n, w.cols, w.data, w.dtype, outs, count, accumulate, plan,
+                                 scratch.as<float>(), scratch_floats, decode_counters_,
+                                 kDecodeCounters, compute_),
+               "gemm: decode");
+  }
 
   // Ops mark their thread as the compute thread: its uploads are ordered on the compute
   // stream; uploads from other threads take the copy stream (see the file comment).
@@ -559,8 +663,13 @@ class CudaBackend final : public Backend {
   int device_ = 0;
   bool graphs_ = true;
   int64_t skinny_max_rows_ = 0;
+  int64_t decode_gemm_max_rows_ = 0;
   bool capturing_ = false;
   void* cublas_workspace_ = nullptr;
+  // Counters of the decode GEMM's split reduction, one per row tile (GEMMs run in stream order,
+  // so one set serves them all): m up to 32 x kDecodeCounters rows.
+  static constexpr int64_t kDecodeCounters = 1 << 14;
+  unsigned* decode_counters_ = nullptr;
   int sm_count_ = 0;
   cudaStream_t compute_ = nullptr, copy_ = nullptr;
   cudaEvent_t compute_mark_ = nullptr, copy_done_ = nullptr;

@@ -16,9 +16,14 @@ struct CudaBackendOptions {
   size_t staging_bytes = 64u << 20;  // pinned host memory per upload stream
   bool graphs = true;                // CUDA graphs for decode steps (supports_graphs())
   // bf16/f16 GEMMs of at most this many rows take the skinny kernel (fp32 activations, weights
-  // read once) instead of cuBLAS's hi + lo split; 0 turns it off; at most 16. On an H100 it wins
-  // at one row (7B step 8.2 vs 9.1 ms) and loses at 8 (x reads from L1 bound it: 23.9 vs 11.6).
-  int skinny_gemm_max_rows = 1;
+  // read once) instead of cuBLAS's hi + lo split; 0 (the default) turns it off; at most 16. The
+  // decode GEMM below replaced it: a 7B batch-1 step took 5.45 ms on an H200 against its 6.07.
+  int skinny_gemm_max_rows = 0;
+  // bf16/f16 GEMMs of at most this many rows (and more than skinny_gemm_max_rows) take the
+  // tensor-core decode GEMM (x split into hi + lo in registers, one launch) instead of cuBLAS's
+  // hi + lo split GEMM (three launches); 0 turns it off; at most 64. On an H200 it beat cuBLAS
+  // by ~10% (in graphs) up to 8 rows, tied at 16 and lost above.
+  int decode_gemm_max_rows = 16;
 };
 
 // True when the CUDA runtime sees at least one device.

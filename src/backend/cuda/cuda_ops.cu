@@ -3,6 +3,8 @@
 // RoPE in place. Memory plan: one block per row for the norms (threads stride the row, loads
 // coalesced, sum of squares reduced with warp shuffles then across warps; the row is re-read
 // from L2 for the scale pass); grid-stride loops for the elementwise ops.
+#include <algorithm>
+
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_ops.h"
 
@@ -180,6 +182,38 @@ __device__ __forceinline__ float bias_at(const void* b, DType bt, int64_t i) {
     default:
       return static_cast<const float*>(b)[i];
   }
+}
+
+// The part that column j of the stacked rows falls in (j made relative to it), selected with
+// constant indices: indexing the kernel parameter by a variable would copy it to local memory
+// in every thread (that made this combine 10x slower).
+__device__ __forceinline__ DecodeGemmOut pick_part(const DecodeGemmOut (&out)[kDecodeGemmMaxParts],
+                                                   int parts, int64_t& j) {
+  static_assert(kDecodeGemmMaxParts == 3);
+  if (parts < 2 || j < out[0].rows) return out[0];
+  j -= out[0].rows;
+  if (parts < 3 || j < out[1].rows) return out[1];
+  j -= out[1].rows;
+  return out[2];
+}
+
+struct PartsArg {
+  DecodeGemmOut out[kDecodeGemmMaxParts];
+  int parts;
+  int64_t m;  // the parts' rows together: y2's row width
+};
+
+// Rows r over blockIdx.y (grid-stride), columns over x: no division per element.
+__global__ void combine_parts_kernel(const float* y2, int64_t n, PartsArg pa) {
+  const int64_t total = n * pa.m;
+  for (int64_t r = blockIdx.y; r < n; r += gridDim.y)
+    for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < pa.m;
+         c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+      const int64_t i = r * pa.m + c;
+      int64_t j = c;
+      const DecodeGemmOut o = pick_part(pa.out, pa.parts, j);
+      o.y[r * o.rows + j] = y2[i] + y2[total + i] + bias_at(o.bias, o.bias_dtype, j);
+    }
 }
 
 template <typename W, int NMAX>
@@ -452,6 +486,22 @@ cudaError_t combine_split(const float* y2, int64_t n, int64_t m, const void* bia
         y2, n, m, static_cast<const W*>(bias), accumulate, out);
     return cudaGetLastError();
   });
+}
+
+cudaError_t combine_split_parts(const float* y2, int64_t n, const DecodeGemmOut* outs, int parts,
+                                cudaStream_t stream) {
+  if (parts < 1 || parts > kDecodeGemmMaxParts) return cudaErrorInvalidValue;
+  PartsArg pa{};
+  pa.parts = parts;
+  for (int p = 0; p < parts; ++p) {
+    pa.out[p] = outs[p];
+    pa.m += outs[p].rows;
+  }
+  if (n * pa.m == 0) return cudaSuccess;
+  const auto cols = static_cast<unsigned>(std::min<int64_t>((pa.m + kThreads - 1) / kThreads, 64));
+  const auto rows = static_cast<unsigned>(std::min<int64_t>(n, 65535));
+  combine_parts_kernel<<<dim3(cols, rows), kThreads, 0, stream>>>(y2, n, pa);
+  return cudaGetLastError();
 }
 
 bool skinny_gemm_fits(const float* x, int64_t n, int64_t k, const void* w, DType wt) {

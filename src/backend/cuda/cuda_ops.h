@@ -59,12 +59,45 @@ inline constexpr int64_t kSkinnyMaxRows = 16;
 bool skinny_gemm_fits(const float* x, int64_t n, int64_t k, const void* w, DType wt);
 cudaError_t skinny_gemm(const float* x, int64_t n, int64_t k, const void* w, DType wt, int64_t m,
                         const void* bias, DType bt, bool accumulate, float* y, cudaStream_t stream);
+// Tensor-core decode GEMM (cuda_decode_gemm.cu): y[n, m] = x[n, k] W[m, k]^T (+ bias) (+ y when
+// accumulate) for bf16/f16 W and n <= kDecodeGemmMaxRows, one launch, W read once. x is split
+// into hi + lo halves of the weight type in registers (~16 bits, as the cuBLAS split path).
+// W's rows may feed up to kDecodeGemmMaxParts outputs: part p takes the next outs[p].rows rows
+// into outs[p].y [n, rows] with its own bias (q, k and v from one stacked weight).
+// decode_gemm_fits: bf16/f16, k a multiple of 32, 16-byte aligned x and W. The plan splits the
+// reduction over blocks from (m, k, SMs) alone, so results do not depend on n; a plan of more
+// than one split needs decode_gemm_scratch_floats of scratch and decode_gemm_counters(m)
+// counters, zero at the first launch (each launch leaves them zero again).
+inline constexpr int64_t kDecodeGemmMaxRows = 64;
+inline constexpr int kDecodeGemmMaxParts = 3;
+struct DecodeGemmPlan {
+  int splits = 1;
+  int64_t chunks_per_split = 0;
+};
+struct DecodeGemmOut {
+  int64_t rows = 0;
+  float* y = nullptr;
+  const void* bias = nullptr;  // [rows] of bias_dtype, or null
+  DType bias_dtype = DType::kF32;
+};
+DecodeGemmPlan decode_gemm_plan(int64_t m, int64_t k, int sm_count);
+size_t decode_gemm_scratch_floats(int64_t n, int64_t m, const DecodeGemmPlan& plan);
+int64_t decode_gemm_counters(int64_t m);
+bool decode_gemm_fits(const float* x, int64_t n, int64_t k, const void* w, DType wt, int64_t m);
+cudaError_t decode_gemm(const float* x, int64_t n, int64_t k, const void* w, DType wt,
+                        const DecodeGemmOut* outs, int parts, bool accumulate,
+                        const DecodeGemmPlan& plan, float* scratch, size_t scratch_floats,
+                        unsigned* counters, int64_t num_counters, cudaStream_t stream);
 // out[r, :] += bias for n rows of width m.
 cudaError_t add_bias(float* out, int64_t n, int64_t m, const void* bias, DType bt,
                      cudaStream_t stream);
 // out[r, j] = y2[r, j] + y2[n + r, j] (+ bias[j]) (+ out[r, j] when accumulate).
 cudaError_t combine_split(const float* y2, int64_t n, int64_t m, const void* bias, DType bt,
                           bool accumulate, float* out, cudaStream_t stream);
+// The same over the parts of a stacked weight: y2 is [2n, sum of rows], part p's columns go
+// to outs[p].y [n, rows] with its bias (no accumulate).
+cudaError_t combine_split_parts(const float* y2, int64_t n, const DecodeGemmOut* outs, int parts,
+                                cudaStream_t stream);
 
 // out[i] = offset + scale * u(seed, i), u uniform in [-1, 1) from a counter hash, as `to`.
 cudaError_t fill_random(void* out, DType to, int64_t count, uint64_t seed, float scale,

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -165,6 +166,43 @@ TEST_F(CpuOps, GemmOnHalfWeightsConvertedAtLoad) {
         }
     expect_close(out, ref, 1e-5, &mag);
   }
+}
+
+TEST_F(CpuOps, StackedWeightRowsAndGemmPartsEqualSeparateGemms) {
+  // q, k, v stacked by rows: each part's output (with its own bias) equals a gemm() on the part
+  // alone, bit for bit, and the views name the right rows.
+  const int64_t n = 5, k = 40;
+  const std::vector<int64_t> rows = {24, 8, 8};
+  auto x = random_vec(rng, n * k);
+  std::vector<Weight> parts, biases;
+  for (int64_t r : rows) {
+    parts.push_back(weight(random_vec(rng, r * k), r, k));
+    biases.push_back(weight(random_vec(rng, r), 1, r));
+  }
+  const Weight stacked = be->stack_rows(parts.data(), 3);
+  ASSERT_EQ(stacked.rows, 40);
+  ASSERT_EQ(stacked.cols, k);
+  const Weight kv = weight_rows(stacked, 24, 8);
+  EXPECT_EQ(0, std::memcmp(kv.data, parts[1].data, 8 * k * sizeof(float)));
+  std::vector<std::vector<float>> got(3), want(3);
+  GemmPart gp[3];
+  for (size_t i = 0; i < 3; ++i) {
+    got[i].assign(static_cast<size_t>(n * rows[i]), kNaN);
+    want[i].assign(static_cast<size_t>(n * rows[i]), kNaN);
+    gp[i] = {rows[i], &biases[i], got[i].data()};
+    be->gemm(x.data(), n, parts[i], &biases[i], want[i].data(), false);
+  }
+  be->gemm_parts(x.data(), n, stacked, gp, 3);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(got[i], want[i]) << "part " << i;
+}
+
+TEST_F(CpuOps, GemmPartsRefusesRowsThatDoNotAddUp) {
+  const Weight w = weight(random_vec(rng, 10 * 8), 10, 8);
+  std::vector<float> x(8, 1.0f), a(4), b(4);
+  GemmPart gp[2] = {{4, nullptr, a.data()}, {4, nullptr, b.data()}};
+  EXPECT_DEATH(be->gemm_parts(x.data(), 1, w, gp, 2), "do not add up");
+  const std::vector<Weight> mixed = {w, weight(random_vec(rng, 2 * 6), 2, 6)};
+  EXPECT_DEATH(be->stack_rows(mixed.data(), 2), "different dtypes or widths");
 }
 
 TEST_F(CpuOps, Embedding) {
