@@ -43,7 +43,7 @@ Weight weight_rows(const Weight& w, int64_t first, int64_t rows) {
   return v;
 }
 
-Weight Backend::stack_rows(const Weight* parts, int32_t count) {
+int64_t stack_rows_count(const Weight* parts, int32_t count) {
   LS_CHECK(count >= 1);
   int64_t rows = 0;
   for (int32_t i = 0; i < count; ++i) {
@@ -51,6 +51,11 @@ Weight Backend::stack_rows(const Weight* parts, int32_t count) {
                  "stack_rows: parts of different dtypes or widths");
     rows += parts[i].rows;
   }
+  return rows;
+}
+
+Weight Backend::stack_rows(const Weight* parts, int32_t count) {
+  const int64_t rows = stack_rows_count(parts, count);
   const size_t row_bytes = static_cast<size_t>(parts[0].cols) * dtype_size(parts[0].dtype);
   std::vector<uint8_t> host(static_cast<size_t>(rows) * row_bytes);
   size_t at = 0;

@@ -63,6 +63,8 @@ inline constexpr int32_t kMaxGemmParts = 3;
 
 // The rows [first, first + rows) of w as a weight of its own (no copy; shares w's storage).
 Weight weight_rows(const Weight& w, int64_t first, int64_t rows);
+// Checks stack_rows' arguments (1 or more weights of one dtype and width); their rows.
+int64_t stack_rows_count(const Weight* parts, int32_t count);
 // Checks gemm_parts' arguments (1 to kMaxGemmParts parts whose rows add up to w's); their rows.
 int64_t gemm_parts_rows(const Weight& w, const GemmPart* parts, int32_t count);
 

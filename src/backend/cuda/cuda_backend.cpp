@@ -215,13 +215,7 @@ class CudaBackend final : public Backend {
   }
 
   Weight stack_rows(const Weight* parts, int32_t count) override {
-    LS_CHECK(count >= 1);
-    int64_t rows = 0;
-    for (int32_t i = 0; i < count; ++i) {
-      LS_CHECK_MSG(parts[i].dtype == parts[0].dtype && parts[i].cols == parts[0].cols,
-                   "stack_rows: parts of different dtypes or widths");
-      rows += parts[i].rows;
-    }
+    const int64_t rows = stack_rows_count(parts, count);
     const size_t row_bytes = static_cast<size_t>(parts[0].cols) * dtype_size(parts[0].dtype);
     Buffer b = alloc(static_cast<size_t>(rows) * row_bytes);
     begin_op();

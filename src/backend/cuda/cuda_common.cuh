@@ -27,6 +27,19 @@ __device__ __forceinline__ float load_w<__half>(const __half* p, int64_t i) {
   return __half2float(p[i]);
 }
 
+// Element i of a bias of dtype bt as fp32; 0 when there is no bias.
+__device__ __forceinline__ float bias_at(const void* b, DType bt, int64_t i) {
+  if (!b) return 0.0f;
+  switch (bt) {
+    case DType::kBF16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(b)[i]);
+    case DType::kF16:
+      return __half2float(static_cast<const __half*>(b)[i]);
+    default:
+      return static_cast<const float*>(b)[i];
+  }
+}
+
 // Calls f(static_cast<const W*>(nullptr)) with W the element type of `t`.
 template <typename F>
 cudaError_t dispatch_weight(DType t, F f) {

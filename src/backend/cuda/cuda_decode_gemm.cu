@@ -96,18 +96,6 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
 
-__device__ __forceinline__ float bias_value(const void* b, DType bt, int64_t i) {
-  if (!b) return 0.0f;
-  switch (bt) {
-    case DType::kBF16:
-      return __bfloat162float(static_cast<const __nv_bfloat16*>(b)[i]);
-    case DType::kF16:
-      return __half2float(static_cast<const __half*>(b)[i]);
-    default:
-      return static_cast<const float*>(b)[i];
-  }
-}
-
 struct Args {
   const float* x;
   int n;
@@ -137,7 +125,7 @@ __device__ __forceinline__ void store_out(const Args& a, int token, int64_t row,
     }
   }
   float* y = o.y + static_cast<int64_t>(token) * o.rows + r;
-  v += bias_value(o.bias, o.bias_dtype, r);
+  v += bias_at(o.bias, o.bias_dtype, r);
   *y = a.accumulate ? *y + v : v;
 }
 

@@ -229,18 +229,6 @@ __device__ __forceinline__ void unpack8(const uint4& v, const __half*, float* f)
   }
 }
 
-__device__ __forceinline__ float bias_at(const void* b, DType bt, int64_t i) {
-  if (!b) return 0.0f;
-  switch (bt) {
-    case DType::kBF16:
-      return __bfloat162float(static_cast<const __nv_bfloat16*>(b)[i]);
-    case DType::kF16:
-      return __half2float(static_cast<const __half*>(b)[i]);
-    default:
-      return static_cast<const float*>(b)[i];
-  }
-}
-
 // The part that column j of the stacked rows falls in (j made relative to it), selected with
 // constant indices: indexing the kernel parameter by a variable would copy it to local memory
 // in every thread (that made this combine 10x slower).
