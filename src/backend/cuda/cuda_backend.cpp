@@ -277,29 +277,12 @@ class CudaBackend final : public Backend {
                  "gemm: skinny");
       return;
     } else if (decode_gemm_takes(x, n, w)) {
-      const bool has_bias = bias && !bias->empty();
-      cuda::DecodeGemmOut o;
-      o.rows = m;
-      o.y = out;
-      o.bias = has_bias ? bias->data : nullptr;
-      o.bias_dtype = has_bias ? bias->dtype : DType::kF32;
+      const cuda::DecodeGemmOut o = gemm_out(m, out, bias);
       decode_gemm(x, n, w, &o, 1, accumulate);
       return;
     } else {
-      // fp32 activations against bf16/f16 weights: x = hi + lo, both in the weight type, as
-      // 2n rows of one GEMM (the weights are read once; tensor-core products are exact and
-      // accumulate in fp32), then out = y[hi] + y[lo] (+ bias) (+ out). Rounding x itself to
-      // bf16 moved the golden fixtures' log-probs by up to 0.3 and broke batch invariance.
-      Buffer xs = alloc(static_cast<size_t>(2 * n * k) * 2);
-      Buffer y2 = alloc(static_cast<size_t>(2 * n * m) * sizeof(float));
-      check_cuda(cuda::split_f32(x, n * k, w.dtype, xs.data, compute_), "gemm: split");
-      const float zero = 0.0f;
-      check_cublas(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m),
-                                static_cast<int>(2 * n), static_cast<int>(k), &alpha, w.data,
-                                cuda_type(w.dtype), static_cast<int>(k), xs.data,
-                                cuda_type(w.dtype), static_cast<int>(k), &zero, y2.data, CUDA_R_32F,
-                                static_cast<int>(m), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                   "cublasGemmEx");
+      // out = y[hi] + y[lo] (+ bias) (+ out) over split_gemm's 2n rows.
+      const Buffer y2 = split_gemm(x, n, w);
       const bool has_bias = bias && !bias->empty();
       check_cuda(
           cuda::combine_split(y2.as<float>(), n, m, has_bias ? bias->data : nullptr,
@@ -325,27 +308,13 @@ class CudaBackend final : public Backend {
     }
     begin_op();
     cuda::DecodeGemmOut outs[kMaxGemmParts];
-    for (int32_t i = 0; i < count; ++i) {
-      const bool has_bias = parts[i].bias && !parts[i].bias->empty();
-      outs[i].rows = parts[i].rows;
-      outs[i].y = parts[i].out;
-      outs[i].bias = has_bias ? parts[i].bias->data : nullptr;
-      outs[i].bias_dtype = has_bias ? parts[i].bias->dtype : DType::kF32;
-    }
+    for (int32_t i = 0; i < count; ++i)
+      outs[i] = gemm_out(parts[i].rows, parts[i].out, parts[i].bias);
     if (decode_gemm_takes(x, n, w)) {
       decode_gemm(x, n, w, outs, count, false);
       return;
     }
-    Buffer xs = alloc(static_cast<size_t>(2 * n * k) * 2);
-    Buffer y2 = alloc(static_cast<size_t>(2 * n * m) * sizeof(float));
-    check_cuda(cuda::split_f32(x, n * k, w.dtype, xs.data, compute_), "gemm_parts: split");
-    const float one = 1.0f, zero = 0.0f;
-    check_cublas(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m),
-                              static_cast<int>(2 * n), static_cast<int>(k), &one, w.data,
-                              cuda_type(w.dtype), static_cast<int>(k), xs.data, cuda_type(w.dtype),
-                              static_cast<int>(k), &zero, y2.data, CUDA_R_32F, static_cast<int>(m),
-                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                 "cublasGemmEx (parts)");
+    const Buffer y2 = split_gemm(x, n, w);
     check_cuda(cuda::combine_split_parts(y2.as<float>(), n, outs, count, compute_),
                "gemm_parts: combine");
   }
@@ -542,6 +511,35 @@ class CudaBackend final : public Backend {
     return n > skinny_max_rows_ && n <= decode_gemm_max_rows_ &&
            cuda::decode_gemm_fits(x, n, w.cols, w.data, w.dtype, w.rows) &&
            cuda::decode_gemm_counters(w.rows) <= kDecodeCounters;
+  }
+
+  static cuda::DecodeGemmOut gemm_out(int64_t rows, float* y, const Weight* bias) {
+    const bool has_bias = bias && !bias->empty();
+    cuda::DecodeGemmOut o;
+    o.rows = rows;
+    o.y = y;
+    o.bias = has_bias ? bias->data : nullptr;
+    o.bias_dtype = has_bias ? bias->dtype : DType::kF32;
+    return o;
+  }
+
+  // fp32 activations against bf16/f16 weights: x = hi + lo, both in the weight type, as 2n rows
+  // of one GEMM (the weights are read once; tensor-core products are exact and accumulate in
+  // fp32). Returns y2 [2n, w.rows]: the hi rows' results, then the lo rows'. Rounding x itself to
+  // bf16 moved the golden fixtures' log-probs by up to 0.3 and broke batch invariance.
+  Buffer split_gemm(const float* x, int64_t n, const Weight& w) {
+    const int64_t m = w.rows, k = w.cols;
+    Buffer xs = alloc(static_cast<size_t>(2 * n * k) * 2);
+    Buffer y2 = alloc(static_cast<size_t>(2 * n * m) * sizeof(float));
+    check_cuda(cuda::split_f32(x, n * k, w.dtype, xs.data, compute_), "gemm: split");
+    const float one = 1.0f, zero = 0.0f;
+    check_cublas(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m),
+                              static_cast<int>(2 * n), static_cast<int>(k), &one, w.data,
+                              cuda_type(w.dtype), static_cast<int>(k), xs.data, cuda_type(w.dtype),
+                              static_cast<int>(k), &zero, y2.data, CUDA_R_32F, static_cast<int>(m),
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx");
+    return y2;
   }
 
   void decode_gemm(const float* x, int64_t n, const Weight& w, const cuda::DecodeGemmOut* outs,
