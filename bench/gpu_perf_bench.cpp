@@ -142,6 +142,8 @@ Json flags_json(const Flags& f) {
           {"section_timeout_s", f.section_timeout_s},
           {"skinny_gemm_max_rows", f.skinny_gemm_max_rows},
           {"decode_gemm_max_rows", f.decode_gemm_max_rows},
+          {"lora_beside_gemm", f.lora_beside_gemm},
+          {"pdl", f.pdl},
           {"kv_dtype", std::string(dtype_name(f.kv_dtype))}};
 }
 
@@ -369,6 +371,11 @@ int main(int argc, char** argv) {
   app.add_option("--decode-gemm-max-rows", f.decode_gemm_max_rows,
                  "GEMMs of at most this many rows take the tensor-core decode GEMM (0: cuBLAS)")
       ->check(CLI::Range(0, 64));
+  app.add_option("--lora-beside-gemm", f.lora_beside_gemm,
+                 "Decode LoRA on a second stream beside the base GEMM (1, the default) or after "
+                 "it (0)");
+  app.add_option("--pdl", f.pdl,
+                 "Programmatic dependent launch of the decode-path kernels (1, the default, or 0)");
   app.add_option("--kv-dtype", f.kv_dtype, "Element type of the page stores: bf16 or fp32")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, ls::DType>{{"bf16", ls::DType::kBF16}, {"fp32", ls::DType::kF32}}));

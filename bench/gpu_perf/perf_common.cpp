@@ -97,6 +97,8 @@ Rig make_rig(const Ctx& ctx, bool with_model) {
     CudaBackendOptions options;
     options.skinny_gemm_max_rows = ctx.f.skinny_gemm_max_rows;
     options.decode_gemm_max_rows = ctx.f.decode_gemm_max_rows;
+    options.lora_beside_gemm = ctx.f.lora_beside_gemm;
+    options.pdl = ctx.f.pdl;
     rig.be = must(make_cuda_backend(options), "--device cuda");
 #else
     throw std::runtime_error("--device cuda: this build has no CUDA backend");
@@ -325,7 +327,8 @@ Json Timing::json() const {
   return {{"median_ms", median_s * 1e3},
           {"min_ms", min_s * 1e3},
           {"max_ms", max_s * 1e3},
-          {"samples", samples}};
+          {"samples", samples},
+          {"host_median_ms", host_median_s * 1e3}};
 }
 
 Timing summarize_times(std::vector<double> t) {
@@ -346,14 +349,17 @@ Timing time_forward(Rig& rig, const ForwardBatch& fb, const PageStore& store, in
     Buffer logits = rig.model->forward(fb, store);
     rig.be->download(&x, logits.data, sizeof x);
   }
-  std::vector<double> t;
+  std::vector<double> t, host;
   for (int i = 0; i < iters; ++i) {
     const int64_t t0 = now_ns();
     Buffer logits = rig.model->forward(fb, store);
+    host.push_back(seconds_since(t0));
     rig.be->download(&x, logits.data, sizeof x);  // waits for the step
     t.push_back(seconds_since(t0));
   }
-  return summarize_times(t);
+  Timing r = summarize_times(t);
+  r.host_median_s = summarize_times(host).median_s;
+  return r;
 }
 
 Timing time_op(Rig& rig, const std::function<void()>& op, int calls, int warmup, int samples) {

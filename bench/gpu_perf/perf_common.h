@@ -51,6 +51,8 @@ struct Flags {
   std::string work_dir;            // adapters written to disk go here (a temp dir by default)
   int skinny_gemm_max_rows = 0;    // CudaBackendOptions: the skinny kernel (0: off)
   int decode_gemm_max_rows = 16;   // CudaBackendOptions: the tensor-core decode GEMM (0: off)
+  bool lora_beside_gemm = true;    // CudaBackendOptions: decode LoRA on a stream beside the GEMM
+  bool pdl = true;                 // CudaBackendOptions: programmatic dependent launch
   DType kv_dtype = DType::kBF16;   // of every page store (KV and adapter rows)
 };
 
@@ -187,6 +189,9 @@ std::unique_ptr<ResidentAdapter> place(const LoraAdapter& host, const ModelConfi
 struct Timing {
   double median_s = 0, min_s = 0, max_s = 0;
   int samples = 0;
+  // time_forward only: median host time until forward() returned (the launches and the
+  // tables it built and uploaded); a step is host-bound where this nears median_s.
+  double host_median_s = 0;
   Json json() const;
 };
 Timing summarize_times(std::vector<double> t);

@@ -86,6 +86,25 @@ void Backend::gemm_parts(const float* x, int64_t n, const Weight& w, const GemmP
     gemm(x, n, weight_rows(w, first, parts[i].rows), parts[i].bias, parts[i].out, false);
     first += parts[i].rows;
   }
+  LoraModuleBatch mods[kMaxGemmParts];
+  float* v[kMaxGemmParts];
+  float* y[kMaxGemmParts];
+  const int32_t count_lora = gemm_parts_lora(parts, count, mods, v, y);
+  if (count_lora > 0) lora_group(x, n, mods, count_lora, v, y);
+}
+
+int32_t gemm_parts_lora(const GemmPart* parts, int32_t count, LoraModuleBatch* mods, float** v,
+                        float** y) {
+  int32_t found = 0;
+  for (int32_t i = 0; i < count; ++i) {
+    if (!parts[i].lora) continue;
+    LS_CHECK_MSG(parts[i].lora->out_dim == parts[i].rows && parts[i].lora_v,
+                 "gemm_parts: a part's LoRA must have its rows as out_dim and a v buffer");
+    mods[found] = *parts[i].lora;
+    v[found] = parts[i].lora_v;
+    y[found++] = parts[i].out;
+  }
+  return found;
 }
 
 }  // namespace ls

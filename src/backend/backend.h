@@ -53,11 +53,15 @@ void pack_upload_piece(const UploadPiece& p, void* out);
 inline constexpr int32_t kMaxTopLogprobs = 20;
 
 // One output of Backend::gemm_parts: the next `rows` rows of the stacked weight, with an
-// optional bias ([rows]), into out [n, rows].
+// optional bias ([rows]), into out [n, rows], and optionally the LoRA of that module added on
+// top (lora->out_dim == rows; lora_v [n, lora->max_rank] is its scratch, left holding the
+// shrink as lora_group leaves it).
 struct GemmPart {
   int64_t rows = 0;
   const Weight* bias = nullptr;
   float* out = nullptr;
+  const LoraModuleBatch* lora = nullptr;
+  float* lora_v = nullptr;
 };
 inline constexpr int32_t kMaxGemmParts = 3;
 
@@ -67,6 +71,11 @@ Weight weight_rows(const Weight& w, int64_t first, int64_t rows);
 int64_t stack_rows_count(const Weight* parts, int32_t count);
 // Checks gemm_parts' arguments (1 to kMaxGemmParts parts whose rows add up to w's); their rows.
 int64_t gemm_parts_rows(const Weight& w, const GemmPart* parts, int32_t count);
+// The parts that carry a LoRA, as lora_group's arguments (mods, v, y: room for kMaxGemmParts
+// each); checks each LoRA's out_dim against its part's rows. Returns how many.
+int32_t gemm_parts_lora(const GemmPart* parts, int32_t count, LoraModuleBatch* mods, float** v,
+                        float** y);
+static_assert(kMaxGemmParts <= kMaxLoraGroup, "a gemm_parts call's LoRAs fit one lora_group");
 
 class Backend {
  public:
@@ -103,8 +112,10 @@ class Backend {
   virtual void gemm(const float* x, int64_t n, const Weight& w, const Weight* bias, float* out,
                     bool accumulate) = 0;
   // For the parts of a weight stacked by rows (stack_rows): parts[i].out [n, parts[i].rows] =
-  // x * (the next parts[i].rows rows of w)^T (+ parts[i].bias). A backend may run them as one
-  // GEMM (CUDA does); the default runs gemm() on a view of each part's rows.
+  // x * (the next parts[i].rows rows of w)^T (+ parts[i].bias), then + the part's LoRA where it
+  // has one (what lora_group over those parts would add). A backend may run the parts as one
+  // GEMM and the LoRA beside it (CUDA does); the default runs gemm() on a view of each part's
+  // rows, then one lora_group over the parts with a LoRA. A single weight is one part.
   virtual void gemm_parts(const float* x, int64_t n, const Weight& w, const GemmPart* parts,
                           int32_t count);
   // Rotates q [n, q_heads, head_dim] and k [n, kv_heads, head_dim] in place (HF rotate_half).

@@ -316,10 +316,10 @@ void LlamaModel::run_device(const DeviceBatch& d, const PageStore& kv) const {
   Buffer comp_t;  // x V of the compressed adapters' tokens, only when there are any
   if (d.comp_groups > 0) comp_t = f32(n * d.comp_k_max);
 
-  // Linears that read the same input (q, k, v; gate, up; or one alone): the GEMMs (one
-  // gemm_parts over the stacked weight where the layer has one), then the LoRA of every module
-  // that has one in a single lora_group call (one fused launch pair on CUDA decode instead of
-  // one per module), then the compressed adapters.
+  // Linears that read the same input (q, k, v; gate, up; or one alone): one gemm_parts over
+  // the stacked weight where the layer has one (else one per weight), each part carrying its
+  // module's LoRA, so a backend can run the LoRA beside the GEMM (CUDA decode does) instead of
+  // after it; then the compressed adapters.
   struct Proj {
     const Weight* w;
     const Weight* bias;
@@ -328,31 +328,26 @@ void LlamaModel::run_device(const DeviceBatch& d, const PageStore& kv) const {
   };
   auto linears = [&](const float* in, int32_t layer, const Weight* stacked,
                      std::initializer_list<Proj> projs) {
-    if (stacked && !stacked->empty()) {
-      GemmPart parts[kMaxGemmParts];
-      int32_t np = 0;
-      for (const Proj& p : projs) {
-        LS_CHECK(np < kMaxGemmParts);
-        parts[np++] = {p.w->rows, p.bias->empty() ? nullptr : p.bias, p.y};
+    LS_CHECK(projs.size() <= static_cast<size_t>(kMaxGemmParts));
+    GemmPart parts[kMaxGemmParts];
+    LoraModuleBatch mods[kMaxGemmParts];
+    int32_t np = 0;
+    for (const Proj& p : projs) {
+      GemmPart& part = parts[np];
+      part = {p.w->rows, p.bias->empty() ? nullptr : p.bias, p.y};
+      if (auto lb = lora_module(c, d, layer, p.target)) {
+        mods[np] = *lb;
+        part.lora = &mods[np];
+        part.lora_v = lora_v.as<float>() + np * n * d.v_stride;
       }
+      ++np;
+    }
+    if (stacked && !stacked->empty()) {
       be.gemm_parts(in, n, *stacked, parts, np);
     } else {
-      for (const Proj& p : projs)
-        be.gemm(in, n, *p.w, p.bias->empty() ? nullptr : p.bias, p.y, false);
+      int32_t i = 0;
+      for (const Proj& p : projs) be.gemm_parts(in, n, *p.w, &parts[i++], 1);
     }
-    LoraModuleBatch mods[kMaxLoraGroup];
-    float* vs[kMaxLoraGroup];
-    float* ys[kMaxLoraGroup];
-    int32_t count = 0;
-    for (const Proj& p : projs) {
-      if (auto lb = lora_module(c, d, layer, p.target)) {
-        LS_CHECK(count < kMaxLoraGroup);
-        mods[count] = *lb;
-        vs[count] = lora_v.as<float>() + count * n * d.v_stride;
-        ys[count++] = p.y;
-      }
-    }
-    if (count > 0) be.lora_group(in, n, mods, count, vs, ys);
     for (const Proj& p : projs)
       if (auto cb = compressed_module(c, d, layer, p.target, comp_t.as<float>()))
         be.compressed_lora(in, n, *cb, p.y);

@@ -613,9 +613,11 @@ struct LoraCase {
 
 // `modules` > 1: that many modules read the same x and tokens (module i has its own adapter
 // rows, out_dim - 3i columns, and ranks rotated by i) through Backend::lora_group; the CPU's
-// default runs them one by one, CUDA fuses them at decode.
+// default runs them one by one, CUDA fuses them at decode. via_gemm_parts: the modules are the
+// parts of one stacked bf16 weight, each carrying its LoRA into Backend::gemm_parts (CUDA runs
+// the decode LoRA beside the GEMM).
 std::vector<float> run_lora(Backend& be, const LoraCase& c, uint64_t seed, DType page_dtype,
-                            int32_t modules = 1, bool group = false) {
+                            int32_t modules = 1, bool group = false, bool via_gemm_parts = false) {
   Rng rng(seed);
   Dev d{be};
   const int32_t ns = static_cast<int32_t>(c.ranks.size());
@@ -696,7 +698,19 @@ std::vector<float> run_lora(Backend& be, const LoraCase& c, uint64_t seed, DType
     mods.push_back(l);
     for (Buffer* b : {&dpool, &dchunks, &dfa, &dfb, &drank, &dscale}) keep.push_back(*b);
   }
-  if (modules == 1 && !group) {
+  if (via_gemm_parts) {
+    int64_t rows = 0;
+    for (const LoraModuleBatch& l : mods) rows += l.out_dim;
+    const auto wv =
+        encode(random_vec(rng, static_cast<size_t>(rows * c.in_dim), 0.05), DType::kBF16);
+    const Weight w = be.make_weight(DType::kBF16, wv.data(), rows, c.in_dim);
+    std::vector<GemmPart> parts;
+    for (int32_t m = 0; m < modules; ++m) {
+      const auto i = static_cast<size_t>(m);
+      parts.push_back({mods[i].out_dim, nullptr, dys[i].as<float>(), &mods[i], dvs[i].as<float>()});
+    }
+    be.gemm_parts(dx.as<float>(), n, w, parts.data(), modules);
+  } else if (modules == 1 && !group) {
     be.lora_shrink(dx.as<float>(), n, mods[0], dvs[0].as<float>());
     be.lora_expand(dvs[0].as<float>(), n, mods[0], dys[0].as<float>());
   } else {
@@ -715,6 +729,13 @@ std::vector<float> run_lora(Backend& be, const LoraCase& c, uint64_t seed, DType
     r.insert(r.end(), ry.begin(), ry.end());
   }
   return r;
+}
+
+// n decode tokens, one segment each, cycling over `slots` slots and the base model (-1).
+std::vector<std::pair<int32_t, int32_t>> decode_segments(int32_t n, int32_t slots) {
+  std::vector<std::pair<int32_t, int32_t>> s;
+  for (int32_t i = 0; i < n; ++i) s.push_back({(i * 5) % (slots + 1) - 1, 1});
+  return s;
 }
 
 TEST_P(Conformance, LoraMixedAdaptersRanks8To128EmptySegmentsAndNoAdapter) {
@@ -770,6 +791,9 @@ TEST_P(Conformance, LoraMixedAdaptersRanks8To128EmptySegmentsAndNoAdapter) {
       // splits in_dim over blocks (and in_dim not a multiple of the split span)
       {ranks, 4160, 4096, 4096, 128, {{-1, 64}, {1, 128}, {4, 37}}},
       {ranks, 11008, 512, 4096, 128, {{-1, 40}, {5, 100}}},
+      // decode past the decode GEMM's 16 rows (cuBLAS's split path, LoRA added by its combine)
+      {ranks, 4096, 1024, 1024, 128, decode_segments(40, 6)},
+      {{8, 16, 0, 4, 16, 12}, 1024, 3000, 4096, 16, decode_segments(130, 6)},
   };
   for (DType t : {DType::kF32, DType::kBF16})
     for (size_t i = 0; i < cases.size(); ++i) {
@@ -782,6 +806,11 @@ TEST_P(Conformance, LoraMixedAdaptersRanks8To128EmptySegmentsAndNoAdapter) {
             both([&](Backend& be) { return run_lora(be, cases[i], 7 + i, t, modules, true); });
         EXPECT_LT(rel_err(ggot, gref), 1e-5)
             << "case " << i << " " << dtype_name(t) << ", lora_group of " << modules;
+        // The same modules as parts of one stacked weight, their LoRA through gemm_parts.
+        auto [pref, pgot] = both(
+            [&](Backend& be) { return run_lora(be, cases[i], 7 + i, t, modules, true, true); });
+        EXPECT_LT(rel_err(pgot, pref), 2e-5)
+            << "case " << i << " " << dtype_name(t) << ", gemm_parts of " << modules;
       }
     }
 }

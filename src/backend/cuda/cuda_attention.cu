@@ -84,6 +84,7 @@ template <int kPerLane, typename T>
 __global__ void __launch_bounds__(kWarps * 32)
     attention_kernel(const float* q, AttnArgs a, const int32_t* tokens, const T* kc, const T* vc,
                      int splits, float* out, float* part_acc, float* part_ml) {
+  pdl_start();
   const int64_t row = blockIdx.x;  // (token or tokens[] index) * num_q_heads + head
   const int split = blockIdx.y;
   const int64_t t = tokens ? tokens[row / a.num_q_heads] : row / a.num_q_heads;
@@ -178,6 +179,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     attention_bf16_kernel(const float* q, AttnArgs a, const int32_t* tokens,
                           const __nv_bfloat16* kc, const __nv_bfloat16* vc, int splits, float* out,
                           float* part_acc, float* part_ml) {
+  pdl_start();
   constexpr int kLanes = HD / 16, kGroups = 32 / kLanes, kParts = kWarps * kGroups;
   const int64_t row = blockIdx.x;
   const int split = blockIdx.y;
@@ -277,6 +279,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 __global__ void attention_merge_kernel(int splits, int32_t hd, int32_t num_q_heads,
                                        const int32_t* tokens, const float* part_acc,
                                        const float* part_ml, float* out) {
+  pdl_start();
   const int64_t row = blockIdx.x;
   const int64_t t = tokens ? tokens[row / num_q_heads] : row / num_q_heads;
   const int64_t out_row = t * num_q_heads + row % num_q_heads;
@@ -618,12 +621,11 @@ cudaError_t attention(const float* q, const AttentionBatch& b, const LayerKv& kv
           kernel = attention_bf16_kernel<256>;
       }
     }
-    kernel<<<grid, kWarps * 32, 0, stream>>>(q, a, tokens, kc, vc, splits, out, part_acc, part_ml);
-    cudaError_t err = cudaGetLastError();
+    cudaError_t err = launch_pdl(kernel, grid, dim3(kWarps * 32), stream, q, a, tokens, kc, vc,
+                                 splits, out, part_acc, part_ml);
     if (err != cudaSuccess || splits == 1) return err;
-    attention_merge_kernel<<<static_cast<unsigned>(rows), 128, 0, stream>>>(
-        splits, b.head_dim, b.num_q_heads, tokens, part_acc, part_ml, out);
-    return cudaGetLastError();
+    return launch_pdl(attention_merge_kernel, dim3(static_cast<unsigned>(rows)), dim3(128), stream,
+                      splits, b.head_dim, b.num_q_heads, tokens, part_acc, part_ml, out);
   });
 }
 

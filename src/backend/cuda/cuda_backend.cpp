@@ -1,13 +1,17 @@
 // CudaBackend: the Backend interface on one NVIDIA GPU. Base GEMMs through cuBLAS: bf16/f16
 // weights on the tensor cores with the fp32 activations split into two halves of the weight
 // type (hi + lo, ~16 mantissa bits, so results match the fp32 reference to ~1e-5), fp32
-// accumulation and output; decode GEMMs (n <= 16 rows) through our skinny kernel instead (fp32
-// products, weights read once); f32 weights in plain fp32 SGEMM (no TF32). Long prefill runs'
+// accumulation and output; decode GEMMs (n <= 16 rows) through our tensor-core decode GEMM
+// instead (the same split in registers, weights read once, one launch); f32 weights in plain
+// fp32 SGEMM (no TF32). Long prefill runs'
 // attention through cuBLAS SGEMMs (attention_runs). Everything else through our kernels
 // (cuda_ops.h).
 //
 // Streams: every op runs on one compute stream, in call order, so ops need no events between
-// them and cached device blocks are reused safely. Uploads go through pinned staging memory
+// them and cached device blocks are reused safely. The one exception stays inside an op:
+// gemm_parts forks the decode LoRA onto a side stream (an event) and joins it back (another)
+// before its combine, and frees its scratch only after that, so to every other op it is in
+// stream order too. Uploads go through pinned staging memory
 // (the caller's bytes are copied before upload returns, the DMA runs asynchronously). An
 // upload from the thread that runs the ops is enqueued on the compute stream; an upload from
 // any other thread (the adapter loader threads) runs on a separate copy stream, after the
@@ -36,6 +40,7 @@
 #include <atomic>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <new>
 #include <string>
@@ -96,6 +101,7 @@ class CudaBackend final : public Backend {
     cudaSetDevice(device_);
     cudaStreamSynchronize(compute_);
     cudaStreamSynchronize(copy_);
+    cudaStreamSynchronize(side_);
     compute_ring_.reset();
     copy_ring_.reset();
     scatter_.reset();
@@ -104,6 +110,9 @@ class CudaBackend final : public Backend {
     if (decode_counters_) cudaFree(decode_counters_);
     cudaEventDestroy(compute_mark_);
     cudaEventDestroy(copy_done_);
+    cudaEventDestroy(fork_);
+    cudaEventDestroy(join_);
+    cudaStreamDestroy(side_);
     cudaStreamDestroy(compute_);
     cudaStreamDestroy(copy_);
   }
@@ -296,25 +305,60 @@ class CudaBackend final : public Backend {
 
   // Stacked bf16/f16 weights as one GEMM: the decode GEMM for its rows, else one split, one
   // cuBLAS GEMM over all the rows and one combine into the parts. Anything else: per part.
+  // The parts' decode LoRA (per-token kernels) runs beside the GEMM on the side stream into
+  // scratch that the combine adds (lora_beside_gemm); otherwise lora_group runs after it.
   void gemm_parts(const float* x, int64_t n, const Weight& w, const GemmPart* parts,
                   int32_t count) override {
     const int64_t m = gemm_parts_rows(w, parts, count), k = w.cols;
     if (n == 0) return;
+    LoraModuleBatch mods[kMaxGemmParts];
+    float* v[kMaxGemmParts];
+    float* y[kMaxGemmParts];
+    const int32_t nl = gemm_parts_lora(parts, count, mods, v, y);
+    GemmPart base[kMaxGemmParts];
+    for (int32_t i = 0; i < count; ++i) base[i] = {parts[i].rows, parts[i].bias, parts[i].out};
     const bool half = w.dtype == DType::kBF16 || w.dtype == DType::kF16;
-    if (!half || count == 1 || n <= skinny_max_rows_ || m > INT_MAX || k > INT_MAX ||
-        2 * n > INT_MAX) {
-      Backend::gemm_parts(x, n, w, parts, count);
+    const bool fits =
+        half && n > skinny_max_rows_ && m <= INT_MAX && k <= INT_MAX && 2 * n <= INT_MAX;
+    bool beside = nl > 0 && lora_beside_ && fits;
+    for (int32_t i = 0; i < nl; ++i)
+      beside = beside && !by_segment(n, mods[i]) && mods[i].dtype == mods[0].dtype &&
+               mods[i].num_slots > 0;
+    if (!beside) {
+      gemm_parts_base(x, n, w, base, count, fits);
+      if (nl > 0) lora_group(x, n, mods, nl, v, y);
       return;
     }
     begin_op();
-    cuda::DecodeGemmOut outs[kMaxGemmParts];
-    for (int32_t i = 0; i < count; ++i)
+    // The LoRA terms [n, rows] of each part that has one, written (not added) by the side stream.
+    int64_t z_floats = 0;
+    for (int32_t i = 0; i < nl; ++i) z_floats += n * mods[i].out_dim;
+    Buffer z = alloc(static_cast<size_t>(z_floats) * sizeof(float));
+    float* zs[kMaxGemmParts];
+    cuda::DecodeGemmOut outs[kMaxGemmParts], adds[kMaxGemmParts];
+    int32_t at = 0;
+    for (int32_t i = 0, j = 0; i < count; ++i) {
       outs[i] = gemm_out(parts[i].rows, parts[i].out, parts[i].bias);
+      if (!parts[i].lora) continue;
+      zs[j] = z.as<float>() + at;
+      outs[i].add = zs[j];
+      adds[j] = outs[i];
+      adds[j].bias = nullptr;
+      at += n * parts[i].rows;
+      ++j;
+    }
+    check_cuda(cudaEventRecord(fork_, compute_), "gemm_parts: fork");
+    check_cuda(cudaStreamWaitEvent(side_, fork_, 0), "gemm_parts: side waits");
+    check_cuda(cuda::lora_group(x, n, mods, nl, v, zs, true, side_), "gemm_parts: LoRA");
+    check_cuda(cudaEventRecord(join_, side_), "gemm_parts: join");
     if (decode_gemm_takes(x, n, w)) {
       decode_gemm(x, n, w, outs, count, false);
+      check_cuda(cudaStreamWaitEvent(compute_, join_, 0), "gemm_parts: wait for the LoRA");
+      check_cuda(cuda::combine_split_parts(nullptr, n, adds, nl, compute_), "gemm_parts: add LoRA");
       return;
     }
     const Buffer y2 = split_gemm(x, n, w);
+    check_cuda(cudaStreamWaitEvent(compute_, join_, 0), "gemm_parts: wait for the LoRA");
     check_cuda(cuda::combine_split_parts(y2.as<float>(), n, outs, count, compute_),
                "gemm_parts: combine");
   }
@@ -375,7 +419,7 @@ class CudaBackend final : public Backend {
       return;
     }
     begin_op();
-    check_cuda(cuda::lora_group(x, n, mods, count, v, y, compute_), "lora_group");
+    check_cuda(cuda::lora_group(x, n, mods, count, v, y, false, compute_), "lora_group");
   }
 
   void compressed_lora(const float* x, int64_t n, const CompressedLoraBatch& b, float* y) override {
@@ -474,15 +518,24 @@ class CudaBackend final : public Backend {
         graphs_(o.graphs),
         skinny_max_rows_(std::clamp<int64_t>(o.skinny_gemm_max_rows, 0, cuda::kSkinnyMaxRows)),
         decode_gemm_max_rows_(
-            std::clamp<int64_t>(o.decode_gemm_max_rows, 0, cuda::kDecodeGemmMaxRows)) {
+            std::clamp<int64_t>(o.decode_gemm_max_rows, 0, cuda::kDecodeGemmMaxRows)),
+        lora_beside_(o.lora_beside_gemm) {
     set_device();
     cudaDeviceProp prop{};
     check_cuda(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
     sm_count_ = prop.multiProcessorCount;
+    cuda::set_pdl_enabled(o.pdl && prop.major >= 9);
     check_cuda(cudaStreamCreateWithFlags(&compute_, cudaStreamNonBlocking), "stream");
     check_cuda(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking), "stream");
     check_cuda(cudaEventCreateWithFlags(&compute_mark_, cudaEventDisableTiming), "event");
     check_cuda(cudaEventCreateWithFlags(&copy_done_, cudaEventDisableTiming), "event");
+    // The side stream at the highest priority: its short LoRA kernels take SMs as the GEMM's
+    // blocks free them, so the join waits as little as possible.
+    int least = 0, greatest = 0;
+    check_cuda(cudaDeviceGetStreamPriorityRange(&least, &greatest), "stream priorities");
+    check_cuda(cudaStreamCreateWithPriority(&side_, cudaStreamNonBlocking, greatest), "stream");
+    check_cuda(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming), "event");
+    check_cuda(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming), "event");
     check_cublas(cublasCreate(&cublas_), "cublasCreate");
     check_cublas(cublasSetStream(cublas_, compute_), "cublasSetStream");
     // fp32 GEMMs stay fp32 (no TF32): f32 weights are the accuracy reference path.
@@ -504,6 +557,27 @@ class CudaBackend final : public Backend {
   }
 
   void set_device() const { check_cuda(cudaSetDevice(device_), "cudaSetDevice"); }
+
+  // gemm_parts without LoRA: one decode GEMM, or split + cuBLAS + combine, when `fits` (bf16/f16
+  // weights past the skinny kernel's rows, within int); else one gemm() per part.
+  void gemm_parts_base(const float* x, int64_t n, const Weight& w, const GemmPart* parts,
+                       int32_t count, bool fits) {
+    if (!fits || count == 1) {
+      Backend::gemm_parts(x, n, w, parts, count);
+      return;
+    }
+    begin_op();
+    cuda::DecodeGemmOut outs[kMaxGemmParts];
+    for (int32_t i = 0; i < count; ++i)
+      outs[i] = gemm_out(parts[i].rows, parts[i].out, parts[i].bias);
+    if (decode_gemm_takes(x, n, w)) {
+      decode_gemm(x, n, w, outs, count, false);
+      return;
+    }
+    const Buffer y2 = split_gemm(x, n, w);
+    check_cuda(cuda::combine_split_parts(y2.as<float>(), n, outs, count, compute_),
+               "gemm_parts: combine");
+  }
 
   // Whether x[n, w.cols] W^T goes to the tensor-core decode GEMM (more rows than the skinny
   // kernel takes, at most decode_gemm_max_rows_, and shapes it takes).
@@ -665,6 +739,12 @@ class CudaBackend final : public Backend {
   int sm_count_ = 0;
   cudaStream_t compute_ = nullptr, copy_ = nullptr;
   cudaEvent_t compute_mark_ = nullptr, copy_done_ = nullptr;
+  // The side stream: decode LoRA beside the base GEMM (gemm_parts), forked from and joined back
+  // into the compute stream with fork_ / join_, so it is ordered like any other op (and
+  // captured into the same graph).
+  bool lora_beside_ = true;
+  cudaStream_t side_ = nullptr;
+  cudaEvent_t fork_ = nullptr, join_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   std::shared_ptr<cuda::CudaAllocator> allocator_;
   std::unique_ptr<cuda::StagingRing> compute_ring_, copy_ring_;

@@ -24,6 +24,13 @@ struct CudaBackendOptions {
   // hi + lo split GEMM (three launches); 0 turns it off; at most 64. On an H200 it beat cuBLAS
   // by ~10% (in graphs) up to 8 rows, tied at 16 and lost above.
   int decode_gemm_max_rows = 16;
+  // Decode LoRA (per-token kernels) on a second stream beside the base GEMM of the same linears
+  // (Backend::gemm_parts), added by the GEMM's combine, instead of two more launches after it.
+  bool lora_beside_gemm = true;
+  // Programmatic dependent launch (Hopper and later) of the decode-path kernels: each may be
+  // scheduled while the one before it finishes, and the decode GEMM starts reading its weights
+  // before its input is ready. Process-wide: the last backend created sets it.
+  bool pdl = true;
 };
 
 // True when the CUDA runtime sees at least one device.

@@ -7,10 +7,54 @@
 
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "base/dtype.h"
 
 namespace ls::cuda {
+
+// ---- programmatic dependent launch (Hopper) ----
+// A kernel launched with launch_pdl may be scheduled while the kernel before it in the stream
+// is still running (once every block of that one has started), so its launch latency and
+// prologue overlap that kernel's tail. It must call pdl_wait() before it touches memory another
+// kernel writes (or writes memory the kernel before it reads): griddepcontrol.wait returns once
+// the kernels it depends on have finished and their writes are visible. pdl_trigger() lets the
+// next launch_pdl kernel be scheduled early. Both are no-ops in a kernel launched normally.
+// Process-wide switch (set_pdl_enabled in cuda_ops.h, from CudaBackendOptions::pdl); launches
+// take the normal path when it is off.
+bool pdl_enabled();
+
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+// The start of a small kernel: let the next one be scheduled, then wait for the one before.
+__device__ __forceinline__ void pdl_start() {
+  pdl_trigger();
+  pdl_wait();
+}
+
+template <typename... Params, typename... Args>
+cudaError_t launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+                       Args&&... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = 0;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
 
 template <typename W>
 __device__ __forceinline__ float load_w(const W* p, int64_t i);

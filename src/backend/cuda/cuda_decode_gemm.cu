@@ -83,6 +83,12 @@ struct Mma<__half> {
   }
 };
 
+constexpr int kPrefetch = 4;  // chunks per warp fetched into L2 before waiting for x
+
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
 // Weights are read once: keep them out of L1, which holds x for the other warps.
 __device__ __forceinline__ uint4 load_stream(const uint4* p) {
   uint4 v;
@@ -212,17 +218,39 @@ __global__ void __launch_bounds__(WARPS * 32) decode_gemm_kernel(Args a) {
 
   uint4 wv[D][R][2];
   XSlot<NT> xv[D];
-  auto fill = [&](int d, int64_t c) {
+  auto fill_w = [&](int d, int64_t c) {
     if (c < c_end) {
 #pragma unroll
       for (int i = 0; i < R; ++i)
 #pragma unroll
         for (int h = 0; h < 2; ++h) wv[d][i][h] = load_stream(wp[i][h] + c * (kChunk / 8));
-      load_x(xv[d], xp, c);
     }
   };
+  auto fill = [&](int d, int64_t c) {
+    fill_w(d, c);
+    if (c < c_end) load_x(xv[d], xp, c);
+  };
+  // Under programmatic dependent launch this runs while the kernel before it (the norm, the
+  // attention, silu_mul) finishes: the weights do not depend on it, so the first D chunks are
+  // loaded and the next kPrefetch are fetched into L2 before waiting for x.
+  pdl_trigger();
 #pragma unroll
-  for (int d = 0; d < D; ++d) fill(d, c_begin + warp + static_cast<int64_t>(d) * WARPS);
+  for (int d = 0; d < D; ++d) fill_w(d, c_begin + warp + static_cast<int64_t>(d) * WARPS);
+#pragma unroll
+  for (int p = 0; p < kPrefetch; ++p) {
+    const int64_t c = c_begin + warp + static_cast<int64_t>(D + p) * WARPS;
+    if (c < c_end)
+#pragma unroll
+      for (int i = 0; i < R; ++i)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) prefetch_l2(wp[i][h] + c * (kChunk / 8));
+  }
+  pdl_wait();
+#pragma unroll
+  for (int d = 0; d < D; ++d) {
+    const int64_t c = c_begin + warp + static_cast<int64_t>(d) * WARPS;
+    if (c < c_end) load_x(xv[d], xp, c);
+  }
   for (int64_t c0 = c_begin + warp; c0 < c_end; c0 += static_cast<int64_t>(D) * WARPS) {
 #pragma unroll
     for (int d = 0; d < D; ++d) {
@@ -277,25 +305,21 @@ __global__ void __launch_bounds__(WARPS * 32) decode_gemm_kernel(Args a) {
 }
 
 template <typename W, int NT, int R, int D, int WARPS = kWarps>
-void launch(const Args& a, int splits, cudaStream_t stream) {
+cudaError_t launch(const Args& a, int splits, cudaStream_t stream) {
   const auto tiles = static_cast<unsigned>((a.m + 16 * R - 1) / (16 * R));
-  decode_gemm_kernel<W, NT, R, D, WARPS>
-      <<<dim3(tiles, static_cast<unsigned>(splits)), WARPS * 32, 0, stream>>>(a);
+  return launch_pdl(decode_gemm_kernel<W, NT, R, D, WARPS>,
+                    dim3(tiles, static_cast<unsigned>(splits)), dim3(WARPS * 32), stream, a);
 }
 
 // Two 16-row tiles per warp, three chunks in flight: the best all-round choice of a sweep on
 // an H200 over R in {1, 2, 4}, D in {1, 2, 3, 4}, 4 or 8 warps and 1, 2 or 4 blocks per SM
 // on the 7B shapes (from 1 to 16 rows; above 16 rows cuBLAS's split GEMM was faster).
 template <typename W>
-void launch_n(const Args& a, int splits, cudaStream_t stream) {
-  if (a.n <= 8)
-    launch<W, 1, 2, 3>(a, splits, stream);
-  else if (a.n <= 16)
-    launch<W, 2, 2, 3>(a, splits, stream);
-  else if (a.n <= 32)
-    launch<W, 4, 2, 2>(a, splits, stream);
-  else
-    launch<W, 8, 2, 2>(a, splits, stream);
+cudaError_t launch_n(const Args& a, int splits, cudaStream_t stream) {
+  if (a.n <= 8) return launch<W, 1, 2, 3>(a, splits, stream);
+  if (a.n <= 16) return launch<W, 2, 2, 3>(a, splits, stream);
+  if (a.n <= 32) return launch<W, 4, 2, 2>(a, splits, stream);
+  return launch<W, 8, 2, 2>(a, splits, stream);
 }
 
 }  // namespace
@@ -353,11 +377,8 @@ cudaError_t decode_gemm(const float* x, int64_t n, int64_t k, const void* w, DTy
   a.chunks_per_split = plan.chunks_per_split;
   a.partial = scratch;
   a.counters = counters;
-  if (wt == DType::kBF16)
-    launch_n<__nv_bfloat16>(a, plan.splits, stream);
-  else
-    launch_n<__half>(a, plan.splits, stream);
-  return cudaGetLastError();
+  return wt == DType::kBF16 ? launch_n<__nv_bfloat16>(a, plan.splits, stream)
+                            : launch_n<__half>(a, plan.splits, stream);
 }
 
 }  // namespace ls::cuda

@@ -4,11 +4,23 @@
 // coalesced, sum of squares reduced with warp shuffles then across warps; the row is re-read
 // from L2 for the scale pass); grid-stride loops for the elementwise ops.
 #include <algorithm>
+#include <atomic>
 
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_ops.h"
 
 namespace ls::cuda {
+
+namespace {
+std::atomic<bool> g_pdl{true};
+}  // namespace
+
+bool pdl_enabled() {
+  return g_pdl.load(std::memory_order_relaxed);
+}
+void set_pdl_enabled(bool on) {
+  g_pdl.store(on, std::memory_order_relaxed);
+}
 
 namespace {
 
@@ -17,6 +29,7 @@ constexpr int kThreads = 256;
 template <typename W>
 __global__ void rms_norm_kernel(float* residual, const float* delta, const float* x, const W* w,
                                 float eps, int64_t d, float* out) {
+  pdl_start();
   const int64_t row = blockIdx.x;
   const float* src = x ? x + row * d : residual + row * d;
   float ss = 0.0f;
@@ -43,6 +56,7 @@ constexpr int kNormVec = 8;
 template <typename W>
 __global__ void rms_norm_vec_kernel(float* residual, const float* delta, const float* x, const W* w,
                                     float eps, int64_t d, float* out) {
+  pdl_start();
   const int64_t row = blockIdx.x, d4 = d / 4;
   const auto* src = reinterpret_cast<const float4*>(x ? x + row * d : residual + row * d);
   const auto* dl = reinterpret_cast<const float4*>(delta ? delta + row * d : nullptr);
@@ -84,6 +98,7 @@ bool norm_vec_fits(const void* a, const void* b, const void* c, int64_t d) {
 
 __global__ void silu_mul_vec_kernel(const float4* gate, const float4* up, int64_t count4,
                                     float4* out) {
+  pdl_start();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count4;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float4 g = gate[i], u = up[i];
@@ -93,6 +108,7 @@ __global__ void silu_mul_vec_kernel(const float4* gate, const float4* up, int64_
 }
 
 __global__ void silu_mul_kernel(const float* gate, const float* up, int64_t count, float* out) {
+  pdl_start();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float g = gate[i];
@@ -114,6 +130,7 @@ __global__ void embedding_kernel(const W* table, int64_t table_rows, const int32
 __global__ void rope_kernel(float* q, float* k, const float* inv_freq, int32_t head_dim,
                             int32_t q_heads, int32_t kv_heads, const int32_t* positions,
                             int64_t n) {
+  pdl_start();
   const int32_t half = head_dim / 2;
   const int64_t heads = q_heads + kv_heads;
   const int64_t total = n * heads * half;
@@ -139,6 +156,7 @@ __global__ void rope_kernel(float* q, float* k, const float* inv_freq, int32_t h
 template <typename T>
 __global__ void kv_write_kernel(const float* k, const float* v, const int64_t* slots, int64_t n,
                                 T* kc, T* vc, int64_t width) {
+  pdl_start();
   const int64_t total = n * width;
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -248,7 +266,8 @@ struct PartsArg {
   int64_t m;  // the parts' rows together: y2's row width
 };
 
-// Rows r over blockIdx.y (grid-stride), columns over x: no division per element.
+// Rows r over blockIdx.y (grid-stride), columns over x: no division per element. y2 null: the
+// outputs are already there and only their `add` is added.
 __global__ void combine_parts_kernel(const float* y2, int64_t n, PartsArg pa) {
   const int64_t total = n * pa.m;
   for (int64_t r = blockIdx.y; r < n; r += gridDim.y)
@@ -257,7 +276,9 @@ __global__ void combine_parts_kernel(const float* y2, int64_t n, PartsArg pa) {
       const int64_t i = r * pa.m + c;
       int64_t j = c;
       const DecodeGemmOut o = pick_part(pa.out, pa.parts, j);
-      o.y[r * o.rows + j] = y2[i] + y2[total + i] + bias_at(o.bias, o.bias_dtype, j);
+      float* y = o.y + r * o.rows + j;
+      const float base = y2 ? y2[i] + y2[total + i] + bias_at(o.bias, o.bias_dtype, j) : *y;
+      *y = o.add ? base + o.add[r * o.rows + j] : base;
     }
 }
 
@@ -442,13 +463,9 @@ cudaError_t rms_norm(const float* x, const void* w, DType wt, float eps, int64_t
   if (n == 0) return cudaSuccess;
   return dispatch_weight(wt, [&](auto tag) {
     using W = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
-    if (norm_vec_fits(x, out, x, d))
-      rms_norm_vec_kernel<W><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-          nullptr, nullptr, x, static_cast<const W*>(w), eps, d, out);
-    else
-      rms_norm_kernel<W><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-          nullptr, nullptr, x, static_cast<const W*>(w), eps, d, out);
-    return cudaGetLastError();
+    const auto kernel = norm_vec_fits(x, out, x, d) ? rms_norm_vec_kernel<W> : rms_norm_kernel<W>;
+    return launch_pdl(kernel, dim3(static_cast<unsigned>(n)), dim3(kThreads), stream, nullptr,
+                      nullptr, x, static_cast<const W*>(w), eps, d, out);
   });
 }
 
@@ -457,13 +474,10 @@ cudaError_t add_rms_norm(float* residual, const float* delta, const void* w, DTy
   if (n == 0) return cudaSuccess;
   return dispatch_weight(wt, [&](auto tag) {
     using W = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
-    if (norm_vec_fits(residual, delta, out, d))
-      rms_norm_vec_kernel<W><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-          residual, delta, nullptr, static_cast<const W*>(w), eps, d, out);
-    else
-      rms_norm_kernel<W><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-          residual, delta, nullptr, static_cast<const W*>(w), eps, d, out);
-    return cudaGetLastError();
+    const auto kernel =
+        norm_vec_fits(residual, delta, out, d) ? rms_norm_vec_kernel<W> : rms_norm_kernel<W>;
+    return launch_pdl(kernel, dim3(static_cast<unsigned>(n)), dim3(kThreads), stream, residual,
+                      delta, nullptr, static_cast<const W*>(w), eps, d, out);
   });
 }
 
@@ -472,12 +486,12 @@ cudaError_t silu_mul(const float* gate, const float* up, int64_t count, float* o
   if (count == 0) return cudaSuccess;
   auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   if (count % 4 == 0 && aligned(gate) && aligned(up) && aligned(out))
-    silu_mul_vec_kernel<<<grid_1d(count / 4, kThreads), kThreads, 0, stream>>>(
-        reinterpret_cast<const float4*>(gate), reinterpret_cast<const float4*>(up), count / 4,
-        reinterpret_cast<float4*>(out));
-  else
-    silu_mul_kernel<<<grid_1d(count, kThreads), kThreads, 0, stream>>>(gate, up, count, out);
-  return cudaGetLastError();
+    return launch_pdl(silu_mul_vec_kernel, dim3(grid_1d(count / 4, kThreads)), dim3(kThreads),
+                      stream, reinterpret_cast<const float4*>(gate),
+                      reinterpret_cast<const float4*>(up), count / 4,
+                      reinterpret_cast<float4*>(out));
+  return launch_pdl(silu_mul_kernel, dim3(grid_1d(count, kThreads)), dim3(kThreads), stream, gate,
+                    up, count, out);
 }
 
 cudaError_t embedding(const void* table, DType wt, int64_t table_rows, const int32_t* ids,
@@ -495,9 +509,8 @@ cudaError_t rope(float* q, float* k, const RopeParams& p, const int32_t* positio
                  cudaStream_t stream) {
   const int64_t total = n * (p.num_q_heads + p.num_kv_heads) * (p.head_dim / 2);
   if (total == 0) return cudaSuccess;
-  rope_kernel<<<grid_1d(total, kThreads), kThreads, 0, stream>>>(
-      q, k, p.inv_freq, p.head_dim, p.num_q_heads, p.num_kv_heads, positions, n);
-  return cudaGetLastError();
+  return launch_pdl(rope_kernel, dim3(grid_1d(total, kThreads)), dim3(kThreads), stream, q, k,
+                    p.inv_freq, p.head_dim, p.num_q_heads, p.num_kv_heads, positions, n);
 }
 
 cudaError_t kv_write(const float* k, const float* v, const int64_t* slot_mapping, int64_t n,
@@ -506,9 +519,9 @@ cudaError_t kv_write(const float* k, const float* v, const int64_t* slot_mapping
   if (total == 0) return cudaSuccess;
   return dispatch_kv(kv.dtype, [&](auto tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    kv_write_kernel<<<grid_1d(total, kThreads), kThreads, 0, stream>>>(
-        k, v, slot_mapping, n, static_cast<T*>(kv.k), static_cast<T*>(kv.v), kv.kv_width);
-    return cudaGetLastError();
+    return launch_pdl(kv_write_kernel<T>, dim3(grid_1d(total, kThreads)), dim3(kThreads), stream, k,
+                      v, slot_mapping, n, static_cast<T*>(kv.k), static_cast<T*>(kv.v),
+                      kv.kv_width);
   });
 }
 

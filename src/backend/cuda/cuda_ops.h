@@ -79,6 +79,7 @@ struct DecodeGemmOut {
   float* y = nullptr;
   const void* bias = nullptr;  // [rows] of bias_dtype, or null
   DType bias_dtype = DType::kF32;
+  const float* add = nullptr;  // [n, rows] added last (combine_split_parts only), or null
 };
 DecodeGemmPlan decode_gemm_plan(int64_t m, int64_t k, int sm_count);
 size_t decode_gemm_scratch_floats(int64_t n, int64_t m, const DecodeGemmPlan& plan);
@@ -95,7 +96,8 @@ cudaError_t add_bias(float* out, int64_t n, int64_t m, const void* bias, DType b
 cudaError_t combine_split(const float* y2, int64_t n, int64_t m, const void* bias, DType bt,
                           bool accumulate, float* out, cudaStream_t stream);
 // The same over the parts of a stacked weight: y2 is [2n, sum of rows], part p's columns go
-// to outs[p].y [n, rows] with its bias (no accumulate).
+// to outs[p].y [n, rows] with its bias (no accumulate), plus outs[p].add where it is set (a
+// LoRA computed beside the GEMM). y2 null: only outs[p].y += outs[p].add (after a decode GEMM).
 cudaError_t combine_split_parts(const float* y2, int64_t n, const DecodeGemmOut* outs, int parts,
                                 cudaStream_t stream);
 
@@ -122,6 +124,10 @@ cudaError_t gather_kv(const LayerKv& kv, const AttentionBatch& b, int32_t seq, i
 cudaError_t masked_softmax(float* s, int32_t heads, int32_t rows, int32_t nk, int32_t pos_first,
                            int32_t key_begin, int32_t window, cudaStream_t stream);
 
+// Programmatic dependent launch of the decode-path kernels (norms, rope, kv_write, silu_mul,
+// decode attention, decode GEMM; cuda_common.cuh): on (the default) or off, process-wide.
+void set_pdl_enabled(bool on);
+
 // ---- LoRA (cuda_lora.cu) ----
 // Per-token kernels (decode: one token per row, any mix of slots) or per-segment tiles
 // (prefill: runs of tokens sharing a slot reuse the adapter rows through shared memory).
@@ -134,9 +140,11 @@ cudaError_t lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, flo
 cudaError_t lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, float* y,
                         bool by_segment, cudaStream_t stream);
 // Decode LoRA of up to 3 modules sharing x in two launches: one shrink over every module's
-// rank rows, then one expand over every module's columns (per-token kernels).
+// rank rows, then one expand over every module's columns (per-token kernels). overwrite: y[i]
+// = the LoRA term alone (0 for tokens without one) instead of y[i] += it, so it can run beside
+// the GEMM that writes the module's output and be added afterwards.
 cudaError_t lora_group(const float* x, int64_t n, const LoraModuleBatch* mods, int32_t count,
-                       float* const* v, float* const* y, cudaStream_t stream);
+                       float* const* v, float* const* y, bool overwrite, cudaStream_t stream);
 
 // ---- shared-basis LoRA (cuda_compressed_lora.cu) ----
 // Largest ku / kv the kernels take (their shared-memory tile).

@@ -598,6 +598,23 @@ TEST_P(Lora, ShrinkExpandHeterogeneousRanks) {
     for (int64_t o = 0; o < out_dim; ++o)
       ASSERT_NEAR(y1[o], y[t * out_dim + o], 1e-5 * mag[t * out_dim + o] + 1e-7) << "token " << t;
   }
+
+  // gemm_parts with the LoRA on the part (the forward's path): the GEMM, then the same shrink
+  // and expand, bit for bit; a part whose LoRA has other columns than its rows is refused.
+  auto wv = random_vec(rng, out_dim * in, 0.2);
+  const Weight w = be->make_weight(DType::kF32, wv.data(), out_dim, in);
+  std::vector<float> want(y0.size(), kNaN), got(y0.size(), kNaN), vw(v.size(), kNaN),
+      vg(v.size(), kNaN);
+  be->gemm(x.data(), n, w, nullptr, want.data(), false);
+  be->lora_shrink(x.data(), n, lb, vw.data());
+  be->lora_expand(vw.data(), n, lb, want.data());
+  GemmPart part{out_dim, nullptr, got.data(), &lb, vg.data()};
+  be->gemm_parts(x.data(), n, w, &part, 1);
+  EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)));
+  LoraModuleBatch wide = lb;
+  wide.out_dim = out_dim + 1;
+  part.lora = &wide;
+  EXPECT_DEATH(be->gemm_parts(x.data(), n, w, &part, 1), "LoRA must have its rows");
 }
 
 INSTANTIATE_TEST_SUITE_P(VStride, Lora,
