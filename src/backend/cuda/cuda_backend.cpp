@@ -304,9 +304,10 @@ class CudaBackend final : public Backend {
   }
 
   // Stacked bf16/f16 weights as one GEMM: the decode GEMM for its rows, else one split, one
-  // cuBLAS GEMM over all the rows and one combine into the parts. Anything else: per part.
-  // The parts' decode LoRA (per-token kernels) runs beside the GEMM on the side stream into
-  // scratch that the combine adds (lora_beside_gemm); otherwise lora_group runs after it.
+  // cuBLAS GEMM over all the rows and one combine into the parts. The parts' decode LoRA
+  // (per-token kernels) runs beside the GEMM on the side stream into scratch that the combine
+  // adds (lora_beside_gemm); otherwise lora_group runs after it. Anything else (f32 weights,
+  // a single part without the side stream): the default, per part.
   void gemm_parts(const float* x, int64_t n, const Weight& w, const GemmPart* parts,
                   int32_t count) override {
     const int64_t m = gemm_parts_rows(w, parts, count), k = w.cols;
@@ -315,8 +316,6 @@ class CudaBackend final : public Backend {
     float* v[kMaxGemmParts];
     float* y[kMaxGemmParts];
     const int32_t nl = gemm_parts_lora(parts, count, mods, v, y);
-    GemmPart base[kMaxGemmParts];
-    for (int32_t i = 0; i < count; ++i) base[i] = {parts[i].rows, parts[i].bias, parts[i].out};
     const bool half = w.dtype == DType::kBF16 || w.dtype == DType::kF16;
     const bool fits =
         half && n > skinny_max_rows_ && m <= INT_MAX && k <= INT_MAX && 2 * n <= INT_MAX;
@@ -324,43 +323,47 @@ class CudaBackend final : public Backend {
     for (int32_t i = 0; i < nl; ++i)
       beside = beside && !by_segment(n, mods[i]) && mods[i].dtype == mods[0].dtype &&
                mods[i].num_slots > 0;
-    if (!beside) {
-      gemm_parts_base(x, n, w, base, count, fits);
-      if (nl > 0) lora_group(x, n, mods, nl, v, y);
+    if (!fits || (count == 1 && !beside)) {
+      Backend::gemm_parts(x, n, w, parts, count);
       return;
     }
     begin_op();
-    // The LoRA terms [n, rows] of each part that has one, written (not added) by the side stream.
-    int64_t z_floats = 0;
-    for (int32_t i = 0; i < nl; ++i) z_floats += n * mods[i].out_dim;
-    Buffer z = alloc(static_cast<size_t>(z_floats) * sizeof(float));
-    float* zs[kMaxGemmParts];
     cuda::DecodeGemmOut outs[kMaxGemmParts], adds[kMaxGemmParts];
-    int32_t at = 0;
-    for (int32_t i = 0, j = 0; i < count; ++i) {
+    for (int32_t i = 0; i < count; ++i)
       outs[i] = gemm_out(parts[i].rows, parts[i].out, parts[i].bias);
-      if (!parts[i].lora) continue;
-      zs[j] = z.as<float>() + at;
-      outs[i].add = zs[j];
-      adds[j] = outs[i];
-      adds[j].bias = nullptr;
-      at += n * parts[i].rows;
-      ++j;
+    Buffer z;  // beside: the LoRA terms [n, rows] of each part that has one (written, not added)
+    if (beside) {
+      int64_t z_floats = 0;
+      for (int32_t i = 0; i < nl; ++i) z_floats += n * mods[i].out_dim;
+      z = alloc(static_cast<size_t>(z_floats) * sizeof(float));
+      float* zs[kMaxGemmParts];
+      int64_t at = 0;
+      for (int32_t i = 0, j = 0; i < count; ++i) {
+        if (!parts[i].lora) continue;
+        zs[j] = z.as<float>() + at;
+        outs[i].add = zs[j];
+        adds[j] = outs[i];
+        adds[j++].bias = nullptr;
+        at += n * parts[i].rows;
+      }
+      check_cuda(cudaEventRecord(fork_, compute_), "gemm_parts: fork");
+      check_cuda(cudaStreamWaitEvent(side_, fork_, 0), "gemm_parts: side waits");
+      check_cuda(cuda::lora_group(x, n, mods, nl, v, zs, true, side_), "gemm_parts: LoRA");
+      check_cuda(cudaEventRecord(join_, side_), "gemm_parts: join");
     }
-    check_cuda(cudaEventRecord(fork_, compute_), "gemm_parts: fork");
-    check_cuda(cudaStreamWaitEvent(side_, fork_, 0), "gemm_parts: side waits");
-    check_cuda(cuda::lora_group(x, n, mods, nl, v, zs, true, side_), "gemm_parts: LoRA");
-    check_cuda(cudaEventRecord(join_, side_), "gemm_parts: join");
-    if (decode_gemm_takes(x, n, w)) {
-      decode_gemm(x, n, w, outs, count, false);
-      check_cuda(cudaStreamWaitEvent(compute_, join_, 0), "gemm_parts: wait for the LoRA");
+    const bool decode = decode_gemm_takes(x, n, w);
+    Buffer y2;
+    if (decode)
+      decode_gemm(x, n, w, outs, count, false);  // ignores outs[i].add
+    else
+      y2 = split_gemm(x, n, w);
+    if (beside) check_cuda(cudaStreamWaitEvent(compute_, join_, 0), "gemm_parts: wait for LoRA");
+    if (!decode)
+      check_cuda(cuda::combine_split_parts(y2.as<float>(), n, outs, count, compute_),
+                 "gemm_parts: combine");
+    else if (beside)
       check_cuda(cuda::combine_split_parts(nullptr, n, adds, nl, compute_), "gemm_parts: add LoRA");
-      return;
-    }
-    const Buffer y2 = split_gemm(x, n, w);
-    check_cuda(cudaStreamWaitEvent(compute_, join_, 0), "gemm_parts: wait for the LoRA");
-    check_cuda(cuda::combine_split_parts(y2.as<float>(), n, outs, count, compute_),
-               "gemm_parts: combine");
+    if (nl > 0 && !beside) lora_group(x, n, mods, nl, v, y);
   }
 
   void rope(float* q, float* k, const RopeParams& p, const int32_t* positions, int64_t n) override {
@@ -557,27 +560,6 @@ class CudaBackend final : public Backend {
   }
 
   void set_device() const { check_cuda(cudaSetDevice(device_), "cudaSetDevice"); }
-
-  // gemm_parts without LoRA: one decode GEMM, or split + cuBLAS + combine, when `fits` (bf16/f16
-  // weights past the skinny kernel's rows, within int); else one gemm() per part.
-  void gemm_parts_base(const float* x, int64_t n, const Weight& w, const GemmPart* parts,
-                       int32_t count, bool fits) {
-    if (!fits || count == 1) {
-      Backend::gemm_parts(x, n, w, parts, count);
-      return;
-    }
-    begin_op();
-    cuda::DecodeGemmOut outs[kMaxGemmParts];
-    for (int32_t i = 0; i < count; ++i)
-      outs[i] = gemm_out(parts[i].rows, parts[i].out, parts[i].bias);
-    if (decode_gemm_takes(x, n, w)) {
-      decode_gemm(x, n, w, outs, count, false);
-      return;
-    }
-    const Buffer y2 = split_gemm(x, n, w);
-    check_cuda(cuda::combine_split_parts(y2.as<float>(), n, outs, count, compute_),
-               "gemm_parts: combine");
-  }
 
   // Whether x[n, w.cols] W^T goes to the tensor-core decode GEMM (more rows than the skinny
   // kernel takes, at most decode_gemm_max_rows_, and shapes it takes).
