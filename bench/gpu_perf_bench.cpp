@@ -143,6 +143,7 @@ Json flags_json(const Flags& f) {
           {"skinny_gemm_max_rows", f.skinny_gemm_max_rows},
           {"decode_gemm_max_rows", f.decode_gemm_max_rows},
           {"lora_beside_gemm", f.lora_beside_gemm},
+          {"bf16_activations", f.bf16_activations},
           {"pdl", f.pdl},
           {"kv_dtype", std::string(dtype_name(f.kv_dtype))}};
 }
@@ -376,6 +377,9 @@ int main(int argc, char** argv) {
                  "it (0)");
   app.add_option("--pdl", f.pdl,
                  "Programmatic dependent launch of the decode-path kernels (1, the default, or 0)");
+  app.add_option("--bf16-activations", f.bf16_activations,
+                 "bf16 activations in cuBLAS GEMMs and the bf16 flash prefill attention (1), or "
+                 "fp32-faithful hi + lo GEMMs and fp32 attention (0, the default)");
   app.add_option("--kv-dtype", f.kv_dtype, "Element type of the page stores: bf16 or fp32")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, ls::DType>{{"bf16", ls::DType::kBF16}, {"fp32", ls::DType::kF32}}));

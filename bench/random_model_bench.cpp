@@ -29,6 +29,7 @@ struct Flags {
   double gpu_memory_utilization = 0.9;
   uint64_t seed = 1;
   bool enforce_eager = false;
+  std::string activation_dtype = "fp32";
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -39,7 +40,7 @@ int run(const Flags& f) {
   auto config = model_shape_config(f.shape);
   if (!config.ok()) return std::fprintf(stderr, "%s\n", config.status().message().c_str()), 1;
   const ModelConfig& c = config.value();
-  auto made = make_backend(f.device, f.enforce_eager);
+  auto made = make_backend(f.device, f.enforce_eager, f.activation_dtype);
   if (!made.ok()) return std::fprintf(stderr, "%s\n", made.status().message().c_str()), 1;
   std::unique_ptr<Backend> be = std::move(made).value();
   RandomWeightFn fill = host_random_weights(*be);
@@ -136,6 +137,7 @@ int main(int argc, char** argv) {
   ls::add_device_flag(&app, &f.device);
   ls::add_gpu_memory_flag(&app, &f.gpu_memory_utilization);
   ls::add_enforce_eager_flag(&app, &f.enforce_eager);
+  ls::add_activation_dtype_flag(&app, &f.activation_dtype);
   app.add_option("--adapters", f.adapters, "Random adapters")->check(CLI::Range(0, 100000));
   app.add_option("--ranks", f.ranks, "Adapter ranks, cycled (e.g. 8,16,64)")
       ->delimiter(',')

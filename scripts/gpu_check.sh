@@ -11,7 +11,7 @@ OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
 BUILD=${1:-build/cuda}
 NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-TARGETS="backend_conformance_test cuda_golden_test cuda_graph_test random_model_bench"
+TARGETS="backend_conformance_test bf16_activations_test cuda_golden_test cuda_graph_test random_model_bench"
 cmake --preset cuda -B "$BUILD" -DCMAKE_CUDA_COMPILER="$NVCC" -DLORASERVE_BENCH=ON \
   -DLORASERVE_TEXT=OFF >"$OUT/configure.log" 2>&1 || { tail -20 "$OUT/configure.log"; exit 1; }
 start=$(date +%s)
@@ -45,6 +45,7 @@ run_suite() {  # binary log
   [ $rc = 0 ] || record "$1 exit status" FAIL "rc=$rc"
 }
 run_suite backend_conformance_test conformance.log
+run_suite bf16_activations_test bf16_activations.log
 run_suite cuda_golden_test golden.log
 run_suite cuda_graph_test graphs.log
 
@@ -102,6 +103,11 @@ else
   record "compute-sanitizer memcheck (conformance suite)" FAIL "compute-sanitizer not found"
 fi
 if command -v compute-sanitizer >/dev/null; then
+  compute-sanitizer --tool memcheck --error-exitcode 3 "$BUILD/tests/bf16_activations_test" \
+    --gtest_color=no >"$OUT/memcheck_bf16.log" 2>&1
+  rc=$?
+  if [ $rc = 0 ]; then record "compute-sanitizer memcheck (bf16 activations, flash attention)" pass "";
+  else record "compute-sanitizer memcheck (bf16 activations, flash attention)" FAIL "rc=$rc, see memcheck_bf16.log"; fi
   compute-sanitizer --tool memcheck --error-exitcode 3 "$BUILD/tests/cuda_graph_test" \
     --gtest_color=no --gtest_filter='*mha_f32*:*/0' >"$OUT/memcheck_graphs.log" 2>&1
   rc=$?
@@ -112,6 +118,7 @@ fi
 echo
 echo "GPU: $gpu"
 grep -h "^\[ golden" "$OUT/golden.log" || true
+grep -h "^\[ flash" "$OUT/bf16_activations.log" || true
 grep -h "^\[ graphs" "$OUT/graphs.log" || true
 grep -h "decode graphs:\|tok/s" "$OUT"/decode_*.log || true
 cat "$OUT"/random_*.log 2>/dev/null | grep -E "^(shape|device|page|[0-9]+ requests)" || true

@@ -39,6 +39,15 @@ void add_kv_cache_dtype_flag(CLI::App* sub, std::string* kv_dtype) {
       ->envname("LORASERVE_KV_CACHE_DTYPE");
 }
 
+void add_activation_dtype_flag(CLI::App* sub, std::string* activation_dtype) {
+  sub->add_option("--activation-dtype", *activation_dtype,
+                  "Activations the CUDA GEMMs and prefill attention take: fp32 (default: hi + lo "
+                  "bf16 halves, matches the fp32 reference to ~1e-5) or bf16 (about twice the "
+                  "prefill rate, vLLM's precision; results depend on the batch)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->envname("LORASERVE_ACTIVATION_DTYPE");
+}
+
 Result<DType> kv_cache_dtype(const std::string& flag, const Backend& backend) {
   if (flag.empty() || flag == "auto") return backend.name() == "cuda" ? DType::kBF16 : DType::kF32;
   if (flag == "fp32") return DType::kF32;
@@ -53,18 +62,30 @@ std::string default_device() {
   return "cpu";
 }
 
-Result<std::unique_ptr<Backend>> make_backend(const std::string& device, bool enforce_eager) {
+Result<std::unique_ptr<Backend>> make_backend(const std::string& device, bool enforce_eager,
+                                              const std::string& activation_dtype) {
   const std::string d = device.empty() ? default_device() : device;
-  if (d == "cpu") return make_cpu_backend();
+  if (!activation_dtype.empty() && activation_dtype != "fp32" && activation_dtype != "bf16")
+    return invalid_argument("--activation-dtype must be fp32 or bf16, got '" + activation_dtype +
+                            "'");
+  const bool bf16 = activation_dtype == "bf16";
+  if (d == "cpu") {
+    if (bf16)
+      return invalid_argument(
+          "--activation-dtype bf16 needs --device cuda (the CPU backend computes in fp32)");
+    return make_cpu_backend();
+  }
   if (d != "cuda") return invalid_argument("--device must be cpu or cuda, got '" + d + "'");
 #ifdef LORASERVE_HAS_CUDA
   CudaBackendOptions options;
   options.graphs = !enforce_eager;
+  options.bf16_activations = bf16;
   auto b = make_cuda_backend(options);
   if (!b.ok()) return b.status().with_context("--device cuda");
   return std::move(b).value();
 #else
   (void)enforce_eager;
+  (void)bf16;
   return failed_precondition(
       "--device cuda: this build has no CUDA backend (configure with -DLORASERVE_CUDA=ON on a "
       "machine with nvcc)");

@@ -53,6 +53,7 @@ struct GenerateFlags {
   double gpu_memory_utilization = 0.9;
   bool enforce_eager = false;
   std::string kv_cache_dtype = "auto";
+  std::string activation_dtype = "fp32";
 };
 
 Result<std::vector<GenerationRequest>> read_requests(const std::string& path) {
@@ -133,7 +134,7 @@ int run_generate(const GenerateFlags& f) {
   if (!enc.ok()) return fail(enc.message());
   if (!f.requests.empty() && f.output != "jsonl") return fail("--requests needs --output jsonl");
   if (f.requests.empty() && f.output != "json") return fail("a single request needs --output json");
-  auto made = make_backend(f.device, f.enforce_eager);
+  auto made = make_backend(f.device, f.enforce_eager, f.activation_dtype);
   if (!made.ok()) return fail(made.status().message());
   std::unique_ptr<Backend> backend = std::move(made).value();
   auto model = LlamaModel::load(f.model, *backend);
@@ -229,6 +230,7 @@ Command add_generate_command(CLI::App& app) {
   add_gpu_memory_flag(sub, &f->gpu_memory_utilization);
   add_enforce_eager_flag(sub, &f->enforce_eager);
   add_kv_cache_dtype_flag(sub, &f->kv_cache_dtype);
+  add_activation_dtype_flag(sub, &f->activation_dtype);
   sub->footer(
       "Examples:\n"
       "  loraserve generate --model M --prompt-ids 1,2,3 --max-tokens 8 --output json\n"

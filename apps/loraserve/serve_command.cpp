@@ -51,6 +51,7 @@ struct ServeFlags {
   double gpu_memory_utilization = 0.9;
   bool enforce_eager = false;
   std::string kv_cache_dtype = "auto";
+  std::string activation_dtype = "fp32";
 };
 
 // Lets a server with thousands of streams open enough sockets.
@@ -104,7 +105,7 @@ int run_serve(const ServeFlags& f) {
   if (f.enable_lora_loading && lora_root.empty())
     return fail("--enable-lora-loading needs --lora-root (adapter paths must lie inside it)");
 
-  auto made = make_backend(f.device, f.enforce_eager);
+  auto made = make_backend(f.device, f.enforce_eager, f.activation_dtype);
   if (!made.ok()) return fail(made.status().message());
   std::unique_ptr<Backend> backend = std::move(made).value();
   auto model = LlamaModel::load(f.model, *backend);
@@ -283,6 +284,7 @@ Command add_serve_command(CLI::App& app) {
   add_gpu_memory_flag(sub, &f->gpu_memory_utilization);
   add_enforce_eager_flag(sub, &f->enforce_eager);
   add_kv_cache_dtype_flag(sub, &f->kv_cache_dtype);
+  add_activation_dtype_flag(sub, &f->activation_dtype);
   return {sub, [f]() { return run_serve(*f); }};
 }
 

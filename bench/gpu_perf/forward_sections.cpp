@@ -170,8 +170,12 @@ SectionOut section_prefill(Ctx& ctx) {
   out.data["rows"] = rows;
   out.data["ceilings"] = {{"gemm_tflops", ctx.ceil.gemm_tflops}, {"source", ctx.ceil.source}};
   out.data["note"] =
-      "useful FLOPs only; the CUDA backend (docs/ARCHITECTURE.md) feeds bf16 GEMMs 2n rows "
-      "(fp32 activations split hi + lo), so the tensor cores execute twice the linear FLOPs";
+      ctx.f.bf16_activations
+          ? "useful FLOPs only; --bf16-activations 1: one bf16 GEMM per linear and the bf16 "
+            "flash attention kernel"
+          : "useful FLOPs only; the CUDA backend (docs/ARCHITECTURE.md) feeds bf16 GEMMs 2n rows "
+            "(fp32 activations split hi + lo), so the tensor cores execute twice the linear "
+            "FLOPs";
   out.verdict = worst >= 70 ? "pass" : "FAIL";
   out.headline = strf("worst %.1f%% of the GEMM ceiling; target >= 70%%", worst);
   return out;

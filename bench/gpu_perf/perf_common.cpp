@@ -99,6 +99,7 @@ Rig make_rig(const Ctx& ctx, bool with_model) {
     options.decode_gemm_max_rows = ctx.f.decode_gemm_max_rows;
     options.lora_beside_gemm = ctx.f.lora_beside_gemm;
     options.pdl = ctx.f.pdl;
+    options.bf16_activations = ctx.f.bf16_activations;
     rig.be = must(make_cuda_backend(options), "--device cuda");
 #else
     throw std::runtime_error("--device cuda: this build has no CUDA backend");

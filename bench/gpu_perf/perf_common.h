@@ -53,6 +53,7 @@ struct Flags {
   int decode_gemm_max_rows = 16;   // CudaBackendOptions: the tensor-core decode GEMM (0: off)
   bool lora_beside_gemm = true;    // CudaBackendOptions: decode LoRA on a stream beside the GEMM
   bool pdl = true;                 // CudaBackendOptions: programmatic dependent launch
+  bool bf16_activations = false;   // CudaBackendOptions: bf16 cuBLAS GEMMs and flash prefill
   DType kv_dtype = DType::kBF16;   // of every page store (KV and adapter rows)
 };
 

@@ -305,6 +305,16 @@ TEST(CliBad, UsageErrorsExitTwo) {
   EXPECT_TRUE(FailsCleanly(test::run_loraserve(""), {}, 2));
   EXPECT_TRUE(FailsCleanly(test::run_loraserve(gen(kMha, kPrompt + " --kv-cache-dtype fp16")),
                            {"--kv-cache-dtype", "fp16"}, 2));
+  EXPECT_TRUE(FailsCleanly(test::run_loraserve(gen(kMha, kPrompt + " --activation-dtype fp16")),
+                           {"--activation-dtype", "fp16"}, 2));
+}
+
+// bf16 activations are the CUDA backend's mode: asked of the CPU, a clear error, not a silent
+// fp32 run.
+TEST(CliBad, Bf16ActivationsOnTheCpuIsRefused) {
+  EXPECT_TRUE(FailsCleanly(
+      test::run_loraserve(gen(kMha, kPrompt + " --device cpu --activation-dtype bf16")),
+      {"--activation-dtype bf16", "--device cuda"}));
 }
 
 // --kv-cache-dtype bf16 on the CPU: the same greedy tokens as fp32 on the golden fixture (its

@@ -5,7 +5,9 @@
 // instead (the same split in registers, weights read once, one launch); f32 weights in plain
 // fp32 SGEMM (no TF32). Long prefill runs'
 // attention through cuBLAS SGEMMs (attention_runs). Everything else through our kernels
-// (cuda_ops.h).
+// (cuda_ops.h). With CudaBackendOptions::bf16_activations, the GEMMs cuBLAS runs take x rounded
+// to the weight type once (n rows, not 2n), and prefill runs over a bf16 cache take the bf16
+// flash attention kernel.
 //
 // Streams: every op runs on one compute stream, in call order, so ops need no events between
 // them and cached device blocks are reused safely. The one exception stays inside an op:
@@ -48,24 +50,17 @@
 #include <vector>
 
 #include "backend/cuda/cuda_allocator.h"
+#include "backend/cuda/cuda_attention_runs.h"
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_ops.h"
 #include "base/check.h"
 
 namespace ls {
 
+using cuda::check_cublas;
+using cuda::check_cuda;
+
 namespace {
-
-void check_cuda(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return;
-  const std::string msg = std::string(what) + ": " + cudaGetErrorString(err);
-  LS_CHECK_MSG(err == cudaSuccess, msg.c_str());
-}
-
-void check_cublas(cublasStatus_t st, const char* what) {
-  if (st == CUBLAS_STATUS_SUCCESS) return;
-  const std::string msg = std::string(what) + ": " + cublasGetStatusString(st);
-  LS_CHECK_MSG(st == CUBLAS_STATUS_SUCCESS, msg.c_str());
-}
 
 cudaDataType_t cuda_type(DType t) {
   switch (t) {
@@ -289,6 +284,9 @@ class CudaBackend final : public Backend {
       const cuda::DecodeGemmOut o = gemm_out(m, out, bias);
       decode_gemm(x, n, w, &o, 1, accumulate);
       return;
+    } else if (bf16_act_) {
+      const Buffer xh = round_x(x, n, w, false);
+      half_gemm(xh.data, n, w, 0, m, out, accumulate ? 1.0f : 0.0f);
     } else {
       // out = y[hi] + y[lo] (+ bias) (+ out) over split_gemm's 2n rows.
       const Buffer y2 = split_gemm(x, n, w);
@@ -319,6 +317,23 @@ class CudaBackend final : public Backend {
     const bool half = w.dtype == DType::kBF16 || w.dtype == DType::kF16;
     const bool fits =
         half && n > skinny_max_rows_ && m <= INT_MAX && k <= INT_MAX && 2 * n <= INT_MAX;
+    const bool decode = fits && decode_gemm_takes(x, n, w);
+    if (fits && bf16_act_ && !decode && n >= kDirectPartRows) {
+      // Large bf16 GEMMs: x rounded once, one GEMM per part straight into its output.
+      begin_op();
+      const Buffer xh = round_x(x, n, w, false);
+      int64_t first = 0;
+      for (int32_t i = 0; i < count; ++i) {
+        half_gemm(xh.data, n, w, first, parts[i].rows, parts[i].out, 0.0f);
+        first += parts[i].rows;
+        const Weight* b = parts[i].bias;
+        if (b && !b->empty())
+          check_cuda(cuda::add_bias(parts[i].out, n, parts[i].rows, b->data, b->dtype, compute_),
+                     "gemm_parts: bias");
+      }
+      if (nl > 0) lora_group(x, n, mods, nl, v, y);
+      return;
+    }
     bool beside = nl > 0 && lora_beside_ && fits;
     for (int32_t i = 0; i < nl; ++i)
       beside = beside && !by_segment(n, mods[i]) && mods[i].dtype == mods[0].dtype &&
@@ -351,15 +366,14 @@ class CudaBackend final : public Backend {
       check_cuda(cuda::lora_group(x, n, mods, nl, v, zs, true, side_), "gemm_parts: LoRA");
       check_cuda(cudaEventRecord(join_, side_), "gemm_parts: join");
     }
-    const bool decode = decode_gemm_takes(x, n, w);
     Buffer y2;
     if (decode)
       decode_gemm(x, n, w, outs, count, false);  // ignores outs[i].add
     else
-      y2 = split_gemm(x, n, w);
+      y2 = split_gemm(x, n, w, !bf16_act_);
     if (beside) check_cuda(cudaStreamWaitEvent(compute_, join_, 0), "gemm_parts: wait for LoRA");
     if (!decode)
-      check_cuda(cuda::combine_split_parts(y2.as<float>(), n, outs, count, compute_),
+      check_cuda(cuda::combine_split_parts(y2.as<float>(), n, outs, count, compute_, !bf16_act_),
                  "gemm_parts: combine");
     else if (beside)
       check_cuda(cuda::combine_split_parts(nullptr, n, adds, nl, compute_), "gemm_parts: add LoRA");
@@ -381,8 +395,12 @@ class CudaBackend final : public Backend {
                  float* out) override {
     if (batch.num_tokens == 0) return;
     begin_op();
-    const bool gemm_runs = runs_as_gemms(batch);
-    if (gemm_runs) attention_runs(q, batch, kv, out);
+    const bool flash = flash_runs(q, batch, kv, out);
+    const bool gemm_runs = flash || runs_as_gemms(batch);
+    if (flash)
+      flash_attention(q, batch, kv, out);
+    else if (gemm_runs)
+      cuda::attention_runs(*this, cublas_, compute_, q, batch, kv, out);
     const int splits = cuda::attention_splits(cuda::attention_token_rows(batch), sm_count_);
     const size_t scratch_floats = cuda::attention_scratch_floats(batch, splits);
     Buffer scratch;
@@ -522,7 +540,8 @@ class CudaBackend final : public Backend {
         skinny_max_rows_(std::clamp<int64_t>(o.skinny_gemm_max_rows, 0, cuda::kSkinnyMaxRows)),
         decode_gemm_max_rows_(
             std::clamp<int64_t>(o.decode_gemm_max_rows, 0, cuda::kDecodeGemmMaxRows)),
-        lora_beside_(o.lora_beside_gemm) {
+        lora_beside_(o.lora_beside_gemm),
+        bf16_act_(o.bf16_activations) {
     set_device();
     cudaDeviceProp prop{};
     check_cuda(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
@@ -582,20 +601,37 @@ class CudaBackend final : public Backend {
   // fp32 activations against bf16/f16 weights: x = hi + lo, both in the weight type, as 2n rows
   // of one GEMM (the weights are read once; tensor-core products are exact and accumulate in
   // fp32). Returns y2 [2n, w.rows]: the hi rows' results, then the lo rows'. Rounding x itself to
-  // bf16 moved the golden fixtures' log-probs by up to 0.3 and broke batch invariance.
-  Buffer split_gemm(const float* x, int64_t n, const Weight& w) {
-    const int64_t m = w.rows, k = w.cols;
-    Buffer xs = alloc(static_cast<size_t>(2 * n * k) * 2);
-    Buffer y2 = alloc(static_cast<size_t>(2 * n * m) * sizeof(float));
-    check_cuda(cuda::split_f32(x, n * k, w.dtype, xs.data, compute_), "gemm: split");
-    const float one = 1.0f, zero = 0.0f;
-    check_cublas(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m),
-                              static_cast<int>(2 * n), static_cast<int>(k), &one, w.data,
-                              cuda_type(w.dtype), static_cast<int>(k), xs.data, cuda_type(w.dtype),
-                              static_cast<int>(k), &zero, y2.data, CUDA_R_32F, static_cast<int>(m),
-                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                 "cublasGemmEx");
+  // bf16 moved the golden fixtures' log-probs by up to 0.3 and broke batch invariance; lo false
+  // (bf16_activations) does just that: y [n, w.rows].
+  Buffer split_gemm(const float* x, int64_t n, const Weight& w, bool lo = true) {
+    const int64_t rows = lo ? 2 * n : n;
+    const Buffer xs = round_x(x, n, w, lo);
+    Buffer y2 = alloc(static_cast<size_t>(rows * w.rows) * sizeof(float));
+    half_gemm(xs.data, rows, w, 0, w.rows, y2.as<float>(), 0.0f);
     return y2;
+  }
+
+  // x [n, k] as the weight type: hi rows, then lo rows when `lo` (split_f32).
+  Buffer round_x(const float* x, int64_t n, const Weight& w, bool lo) {
+    Buffer xs = alloc(static_cast<size_t>((lo ? 2 : 1) * n * w.cols) * 2);
+    check_cuda(cuda::split_f32(x, n * w.cols, w.dtype, xs.data, compute_, lo), "gemm: round x");
+    return xs;
+  }
+
+  // y [rows, m] = xh [rows, k] W[first .. first + m)^T + beta y, xh and W in the weight type,
+  // fp32 accumulation and output.
+  void half_gemm(const void* xh, int64_t rows, const Weight& w, int64_t first, int64_t m, float* y,
+                 float beta) {
+    const int64_t k = w.cols;
+    LS_CHECK(m <= INT_MAX && k <= INT_MAX && rows <= INT_MAX);
+    const void* wp = static_cast<const char*>(w.data) + first * k * dtype_size(w.dtype);
+    const float one = 1.0f;
+    check_cublas(
+        cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(rows),
+                     static_cast<int>(k), &one, wp, cuda_type(w.dtype), static_cast<int>(k), xh,
+                     cuda_type(w.dtype), static_cast<int>(k), &beta, y, CUDA_R_32F,
+                     static_cast<int>(m), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+        "cublasGemmEx");
   }
 
   void decode_gemm(const float* x, int64_t n, const Weight& w, const cuda::DecodeGemmOut* outs,
@@ -629,76 +665,28 @@ class CudaBackend final : public Backend {
     return tokens >= kMinGemmRun * b.num_runs;
   }
 
-  // Each run: its keys gathered once, then per chunk of query rows S = scale Q K^T (one strided
-  // batched SGEMM per member of a GQA group, batched over the KV heads), the masked softmax,
-  // O = P V. A chunk sees keys [window start of its first row, its last row], so the causal
-  // triangle is mostly skipped; chunks are sized so S stays under kScoreBudget bytes.
-  static constexpr size_t kScoreBudget = 256u << 20;
-  void attention_runs(const float* q, const AttentionBatch& b, const LayerKv& kv, float* out) {
-    const int64_t hd = b.head_dim, kvw = kv.kv_width, heads = b.num_q_heads;
-    const int64_t qw = heads * hd;
-    const int32_t group = b.num_q_heads / b.num_kv_heads;
-    const int32_t window = b.sliding_window;
-    auto first_key = [&](int64_t pos) -> int64_t {
-      return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-    };
-    auto chunk_rows = [&](int64_t keys) {
-      const int64_t fit = static_cast<int64_t>(kScoreBudget / sizeof(float)) / (heads * keys);
-      return std::clamp<int64_t>(fit / 16 * 16, 16, 256);
-    };
-    // Scratch sized for the largest run.
-    int64_t max_keys = 0, max_s = 0;
-    for (int32_t r = 0; r < b.num_runs; ++r) {
-      const AttentionRun& run = b.runs[r];
-      const int64_t end = static_cast<int64_t>(run.pos0) + run.count;
-      const int64_t keys = end - first_key(run.pos0);
-      max_keys = std::max(max_keys, keys);
-      const int64_t rows = std::min<int64_t>(chunk_rows(keys), run.count);
-      max_s = std::max(max_s, heads * rows * keys);
-    }
-    Buffer kbuf = alloc(static_cast<size_t>(2 * max_keys * kvw) * sizeof(float));
-    Buffer sbuf = alloc(static_cast<size_t>(max_s) * sizeof(float));
-    float* kg = kbuf.as<float>();
-    float* vg = kg + max_keys * kvw;
-    float* sc = sbuf.as<float>();
-    const float one = 1.0f, zero = 0.0f;
-    for (int32_t r = 0; r < b.num_runs; ++r) {
-      const AttentionRun& run = b.runs[r];
-      const int64_t run_begin = first_key(run.pos0);
-      const int64_t run_keys = static_cast<int64_t>(run.pos0) + run.count - run_begin;
-      check_cuda(cuda::gather_kv(kv, b, run.seq, static_cast<int32_t>(run_begin), run_keys, kg, vg,
-                                 compute_),
-                 "attention: gather keys");
-      const int64_t step = chunk_rows(run_keys);
-      for (int64_t c0 = 0; c0 < run.count; c0 += step) {
-        const int64_t rows = std::min<int64_t>(step, run.count - c0);
-        const int64_t pos_first = run.pos0 + c0;
-        const int64_t kb = first_key(pos_first);
-        const int64_t nk = pos_first + rows - kb;
-        const float* kc = kg + (kb - run_begin) * kvw;
-        const float* vc = vg + (kb - run_begin) * kvw;
-        const float* qc = q + (run.first + c0) * qw;
-        float* oc = out + (run.first + c0) * qw;
-        LS_CHECK(nk <= INT_MAX && rows * nk <= INT_MAX);
-        const int NK = static_cast<int>(nk), R = static_cast<int>(rows), HD = static_cast<int>(hd);
-        for (int32_t g = 0; g < group; ++g)
-          check_cublas(cublasSgemmStridedBatched(
-                           cublas_, CUBLAS_OP_T, CUBLAS_OP_N, NK, R, HD, &b.scale, kc,
-                           static_cast<int>(kvw), hd, qc + g * hd, static_cast<int>(qw), group * hd,
-                           &zero, sc + g * rows * nk, NK, group * rows * nk, b.num_kv_heads),
-                       "attention: S = Q K^T");
-        check_cuda(cuda::masked_softmax(sc, static_cast<int32_t>(heads), R, NK,
-                                        static_cast<int32_t>(pos_first), static_cast<int32_t>(kb),
-                                        window, compute_),
-                   "attention: softmax");
-        for (int32_t g = 0; g < group; ++g)
-          check_cublas(cublasSgemmStridedBatched(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, HD, R, NK, &one,
-                                                 vc, static_cast<int>(kvw), hd, sc + g * rows * nk,
-                                                 NK, group * rows * nk, &zero, oc + g * hd,
-                                                 static_cast<int>(qw), group * hd, b.num_kv_heads),
-                       "attention: O = P V");
+  // bf16_activations over a bf16 cache: every run (the tiled tokens) through the bf16 flash
+  // kernel, in blocks of up to flash_attention_block_rows() rows (uploaded: prefill forwards
+  // are not captured).
+  bool flash_runs(const float* q, const AttentionBatch& b, const LayerKv& kv,
+                  const float* out) const {
+    return bf16_act_ && !capturing_ && b.num_runs > 0 && b.runs && b.num_tiles > 0 &&
+           cuda::flash_attention_fits(q, b, kv, out);
+  }
+  void flash_attention(const float* q, const AttentionBatch& b, const LayerKv& kv, float* out) {
+    const int32_t rows = cuda::flash_attention_block_rows();
+    std::vector<int32_t> blocks;
+    for (int32_t r = 0; r < b.num_runs; ++r)
+      for (int32_t i = 0; i < b.runs[r].count; i += rows) {
+        blocks.push_back(b.runs[r].first + i);
+        blocks.push_back(std::min(rows, b.runs[r].count - i));
       }
-    }
+    const size_t bytes = blocks.size() * sizeof(int32_t);
+    Buffer dev = alloc(bytes);
+    upload(dev.data, blocks.data(), bytes);
+    check_cuda(cuda::flash_attention(q, b, kv, dev.as<int32_t>(),
+                                     static_cast<int32_t>(blocks.size() / 2), out, compute_),
+               "attention: flash");
   }
 
   // Prefill-like batches (runs of 4+ tokens per slot on average) use the segment kernels.
@@ -707,6 +695,10 @@ class CudaBackend final : public Backend {
            (n + 15) / 16 <= 65535;
   }
 
+  // bf16_activations: stacked GEMMs of at least this many rows run one GEMM per part into the
+  // parts' outputs (no [n, rows] scratch and combine pass); below it, prefill-sized GEMMs are
+  // efficient per part too, while decode batches gain from the stacked GEMM.
+  static constexpr int64_t kDirectPartRows = 512;
   static constexpr size_t kCublasWorkspace = 32u << 20;
   int device_ = 0;
   bool graphs_ = true;
@@ -725,6 +717,7 @@ class CudaBackend final : public Backend {
   // into the compute stream with fork_ / join_, so it is ordered like any other op (and
   // captured into the same graph).
   bool lora_beside_ = true;
+  bool bf16_act_ = false;  // CudaBackendOptions::bf16_activations
   cudaStream_t side_ = nullptr;
   cudaEvent_t fork_ = nullptr, join_ = nullptr;
   cublasHandle_t cublas_ = nullptr;

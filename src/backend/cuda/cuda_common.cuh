@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 
@@ -106,6 +107,24 @@ __device__ __forceinline__ void store_kv(float* p, float x) {
 }
 __device__ __forceinline__ void store_kv(__nv_bfloat16* p, float x) {
   *p = __float2bfloat16_rn(x);
+}
+// Four consecutive elements at p (aligned to 4 elements), rounded to nearest even for bf16.
+__device__ __forceinline__ void store_kv4(float* p, float4 x) {
+  *reinterpret_cast<float4*>(p) = x;
+}
+__device__ __forceinline__ void store_kv4(__nv_bfloat16* p, float4 x) {
+  const __nv_bfloat162 a = __floats2bfloat162_rn(x.x, x.y), b = __floats2bfloat162_rn(x.z, x.w);
+  uint2 u;
+  memcpy(&u.x, &a, 4);
+  memcpy(&u.y, &b, 4);
+  *reinterpret_cast<uint2*>(p) = u;
+}
+__device__ __forceinline__ void store_kv4(__half* p, float4 x) {
+  const __half2 a = __floats2half2_rn(x.x, x.y), b = __floats2half2_rn(x.z, x.w);
+  uint2 u;
+  memcpy(&u.x, &a, 4);
+  memcpy(&u.y, &b, 4);
+  *reinterpret_cast<uint2*>(p) = u;
 }
 
 // Four consecutive elements at p as fp32; p aligned to 4 elements (16 bytes fp32, 8 bf16).

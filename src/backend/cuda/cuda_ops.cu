@@ -153,6 +153,59 @@ __global__ void rope_kernel(float* q, float* k, const float* inv_freq, int32_t h
   }
 }
 
+constexpr int64_t kRopeRowsMin = 256;
+
+// rope for prefill-sized batches: one thread per (token, frequency) computes the angle's
+// sincosf once and rotates that pair in every q and k head (rope_kernel computes it once per
+// head: 64x the sincosf on a 7B layer, which made it compute-bound). Same math, same bits.
+__global__ void rope_rows_kernel(float* q, float* k, const float* inv_freq, int32_t head_dim,
+                                 int32_t q_heads, int32_t kv_heads, const int32_t* positions,
+                                 int64_t n) {
+  pdl_start();
+  const int32_t half = head_dim / 2;
+  const int64_t total = n * half;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int32_t i = static_cast<int32_t>(idx % half);
+    const int64_t t = idx / half;
+    const float angle = inv_freq[i] * static_cast<float>(positions[t]);
+    float s, c;
+    sincosf(angle, &s, &c);
+    float* qt = q + t * q_heads * head_dim + i;
+#pragma unroll 4
+    for (int32_t h = 0; h < q_heads; ++h) {
+      float* head = qt + static_cast<int64_t>(h) * head_dim;
+      const float x1 = head[0], x2 = head[half];
+      head[0] = x1 * c - x2 * s;
+      head[half] = x2 * c + x1 * s;
+    }
+    float* kt = k + t * kv_heads * head_dim + i;
+#pragma unroll 4
+    for (int32_t h = 0; h < kv_heads; ++h) {
+      float* head = kt + static_cast<int64_t>(h) * head_dim;
+      const float x1 = head[0], x2 = head[half];
+      head[0] = x1 * c - x2 * s;
+      head[half] = x2 * c + x1 * s;
+    }
+  }
+}
+
+// kv_write of rows whose width is a multiple of 4 (16-byte aligned k, v): a block per token,
+// float4s across its row (no 64-bit division per element).
+template <typename T>
+__global__ void kv_write_vec_kernel(const float4* k, const float4* v, const int64_t* slots,
+                                    int64_t n, T* kc, T* vc, int64_t width4) {
+  pdl_start();
+  for (int64_t t = blockIdx.x; t < n; t += gridDim.x) {
+    const int64_t slot = slots[t];
+    if (slot < 0) continue;
+    for (int64_t i = threadIdx.x; i < width4; i += blockDim.x) {
+      store_kv4(kc + (slot * width4 + i) * 4, k[t * width4 + i]);
+      store_kv4(vc + (slot * width4 + i) * 4, v[t * width4 + i]);
+    }
+  }
+}
+
 template <typename T>
 __global__ void kv_write_kernel(const float* k, const float* v, const int64_t* slots, int64_t n,
                                 T* kc, T* vc, int64_t width) {
@@ -185,12 +238,34 @@ __device__ __forceinline__ float widen(T x) {
 }
 
 template <typename T>
-__global__ void split_kernel(const float* x, int64_t count, T* out) {
+__device__ __forceinline__ void store4(T* p, T a, T b, T c, T d) {
+  alignas(8) T h[4] = {a, b, c, d};
+  uint2 u;
+  memcpy(&u, h, sizeof u);
+  *reinterpret_cast<uint2*>(p) = u;
+}
+
+// split_kernel over float4s (count % 4 == 0, x 16-byte and out 8-byte aligned). Same bits.
+template <typename T>
+__global__ void split_vec_kernel(const float4* x, int64_t count4, T* out, bool lo) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count4;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float4 f = x[i];
+    const T a = round_to<T>(f.x), b = round_to<T>(f.y), c = round_to<T>(f.z), d = round_to<T>(f.w);
+    store4(out + 4 * i, a, b, c, d);
+    if (lo)
+      store4(out + 4 * (count4 + i), round_to<T>(f.x - widen(a)), round_to<T>(f.y - widen(b)),
+             round_to<T>(f.z - widen(c)), round_to<T>(f.w - widen(d)));
+  }
+}
+
+template <typename T>
+__global__ void split_kernel(const float* x, int64_t count, T* out, bool lo) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const T hi = round_to<T>(x[i]);
     out[i] = hi;
-    out[count + i] = round_to<T>(x[i] - widen(hi));
+    if (lo) out[count + i] = round_to<T>(x[i] - widen(hi));
   }
 }
 
@@ -268,7 +343,7 @@ struct PartsArg {
 
 // Rows r over blockIdx.y (grid-stride), columns over x: no division per element. y2 null: the
 // outputs are already there and only their `add` is added.
-__global__ void combine_parts_kernel(const float* y2, int64_t n, PartsArg pa) {
+__global__ void combine_parts_kernel(const float* y2, int64_t n, PartsArg pa, bool lo) {
   const int64_t total = n * pa.m;
   for (int64_t r = blockIdx.y; r < n; r += gridDim.y)
     for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < pa.m;
@@ -277,7 +352,8 @@ __global__ void combine_parts_kernel(const float* y2, int64_t n, PartsArg pa) {
       int64_t j = c;
       const DecodeGemmOut o = pick_part(pa.out, pa.parts, j);
       float* y = o.y + r * o.rows + j;
-      const float base = y2 ? y2[i] + y2[total + i] + bias_at(o.bias, o.bias_dtype, j) : *y;
+      const float base =
+          y2 ? y2[i] + (lo ? y2[total + i] : 0.0f) + bias_at(o.bias, o.bias_dtype, j) : *y;
       *y = o.add ? base + o.add[r * o.rows + j] : base;
     }
 }
@@ -509,6 +585,12 @@ cudaError_t rope(float* q, float* k, const RopeParams& p, const int32_t* positio
                  cudaStream_t stream) {
   const int64_t total = n * (p.num_q_heads + p.num_kv_heads) * (p.head_dim / 2);
   if (total == 0) return cudaSuccess;
+  // Prefill-sized batches compute each angle once for all heads; decode batches (few threads)
+  // keep one thread per element for parallelism.
+  if (n >= kRopeRowsMin)
+    return launch_pdl(rope_rows_kernel, dim3(grid_1d(n * (p.head_dim / 2), kThreads)),
+                      dim3(kThreads), stream, q, k, p.inv_freq, p.head_dim, p.num_q_heads,
+                      p.num_kv_heads, positions, n);
   return launch_pdl(rope_kernel, dim3(grid_1d(total, kThreads)), dim3(kThreads), stream, q, k,
                     p.inv_freq, p.head_dim, p.num_q_heads, p.num_kv_heads, positions, n);
 }
@@ -519,23 +601,35 @@ cudaError_t kv_write(const float* k, const float* v, const int64_t* slot_mapping
   if (total == 0) return cudaSuccess;
   return dispatch_kv(kv.dtype, [&](auto tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
+    auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+    if (n >= 64 && kv.kv_width % 4 == 0 && a16(k) && a16(v) && a16(kv.k) && a16(kv.v))
+      return launch_pdl(kv_write_vec_kernel<T>,
+                        dim3(static_cast<unsigned>(std::min<int64_t>(n, 65535))), dim3(kThreads),
+                        stream, reinterpret_cast<const float4*>(k),
+                        reinterpret_cast<const float4*>(v), slot_mapping, n, static_cast<T*>(kv.k),
+                        static_cast<T*>(kv.v), kv.kv_width / 4);
     return launch_pdl(kv_write_kernel<T>, dim3(grid_1d(total, kThreads)), dim3(kThreads), stream, k,
                       v, slot_mapping, n, static_cast<T*>(kv.k), static_cast<T*>(kv.v),
                       kv.kv_width);
   });
 }
 
-cudaError_t split_f32(const float* x, int64_t count, DType to, void* out, cudaStream_t stream) {
+cudaError_t split_f32(const float* x, int64_t count, DType to, void* out, cudaStream_t stream,
+                      bool lo) {
   if (count == 0) return cudaSuccess;
-  if (to == DType::kBF16)
-    split_kernel<<<grid_1d(count, kThreads), kThreads, 0, stream>>>(
-        x, count, static_cast<__nv_bfloat16*>(out));
-  else if (to == DType::kF16)
-    split_kernel<<<grid_1d(count, kThreads), kThreads, 0, stream>>>(x, count,
-                                                                    static_cast<__half*>(out));
-  else
-    return cudaErrorInvalidValue;
-  return cudaGetLastError();
+  if (to != DType::kBF16 && to != DType::kF16) return cudaErrorInvalidValue;
+  const bool vec = count % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(out) % 8 == 0;
+  auto run = [&](auto* o) {
+    if (vec)
+      split_vec_kernel<<<grid_1d(count / 4, kThreads), kThreads, 0, stream>>>(
+          reinterpret_cast<const float4*>(x), count / 4, o, lo);
+    else
+      split_kernel<<<grid_1d(count, kThreads), kThreads, 0, stream>>>(x, count, o, lo);
+    return cudaGetLastError();
+  };
+  if (to == DType::kBF16) return run(static_cast<__nv_bfloat16*>(out));
+  return run(static_cast<__half*>(out));
 }
 
 cudaError_t add_bias(float* out, int64_t n, int64_t m, const void* bias, DType bt,
@@ -561,7 +655,7 @@ cudaError_t combine_split(const float* y2, int64_t n, int64_t m, const void* bia
 }
 
 cudaError_t combine_split_parts(const float* y2, int64_t n, const DecodeGemmOut* outs, int parts,
-                                cudaStream_t stream) {
+                                cudaStream_t stream, bool lo) {
   if (parts < 1 || parts > kDecodeGemmMaxParts) return cudaErrorInvalidValue;
   PartsArg pa{};
   pa.parts = parts;
@@ -572,7 +666,7 @@ cudaError_t combine_split_parts(const float* y2, int64_t n, const DecodeGemmOut*
   if (n * pa.m == 0) return cudaSuccess;
   const auto cols = static_cast<unsigned>(std::min<int64_t>((pa.m + kThreads - 1) / kThreads, 64));
   const auto rows = static_cast<unsigned>(std::min<int64_t>(n, 65535));
-  combine_parts_kernel<<<dim3(cols, rows), kThreads, 0, stream>>>(y2, n, pa);
+  combine_parts_kernel<<<dim3(cols, rows), kThreads, 0, stream>>>(y2, n, pa, lo);
   return cudaGetLastError();
 }
 

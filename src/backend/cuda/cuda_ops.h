@@ -50,8 +50,10 @@ cudaError_t rope(float* q, float* k, const RopeParams& p, const int32_t* positio
 cudaError_t kv_write(const float* k, const float* v, const int64_t* slot_mapping, int64_t n,
                      const LayerKv& kv, cudaStream_t stream);
 // Splits fp32 x into two bf16/f16 halves, hi = round(x) and lo = round(x - hi), written as
-// [hi rows; lo rows] (2 x count elements), so one GEMM over 2n rows sees x to ~16 bits.
-cudaError_t split_f32(const float* x, int64_t count, DType to, void* out, cudaStream_t stream);
+// [hi rows; lo rows] (2 x count elements), so one GEMM over 2n rows sees x to ~16 bits. lo
+// false: only hi (x rounded to the weight type, count elements).
+cudaError_t split_f32(const float* x, int64_t count, DType to, void* out, cudaStream_t stream,
+                      bool lo = true);
 // Decode GEMM: y[n, m] = x[n, k] W[m, k]^T (+ bias) (+ y when accumulate) for bf16/f16 W and
 // n <= kSkinnyMaxRows, reading W once at close to copy bandwidth (fp32 products, no split).
 // skinny_gemm_fits says whether the shapes and alignment (k % 8, 16-byte x and W) allow it.
@@ -98,8 +100,10 @@ cudaError_t combine_split(const float* y2, int64_t n, int64_t m, const void* bia
 // The same over the parts of a stacked weight: y2 is [2n, sum of rows], part p's columns go
 // to outs[p].y [n, rows] with its bias (no accumulate), plus outs[p].add where it is set (a
 // LoRA computed beside the GEMM). y2 null: only outs[p].y += outs[p].add (after a decode GEMM).
+// lo false: y2 is [n, sum of rows], one GEMM of x rounded to the weight type (split_f32, lo
+// false).
 cudaError_t combine_split_parts(const float* y2, int64_t n, const DecodeGemmOut* outs, int parts,
-                                cudaStream_t stream);
+                                cudaStream_t stream, bool lo = true);
 
 // out[i] = offset + scale * u(seed, i), u uniform in [-1, 1) from a counter hash, as `to`.
 cudaError_t fill_random(void* out, DType to, int64_t count, uint64_t seed, float scale,
@@ -115,6 +119,18 @@ size_t attention_scratch_floats(const AttentionBatch& b, int splits);
 // run_tiles false: the tiles' tokens were computed elsewhere (the runs as GEMMs); only the rest.
 cudaError_t attention(const float* q, const AttentionBatch& b, const LayerKv& kv, float* out,
                       int splits, float* scratch, bool run_tiles, cudaStream_t stream);
+// bf16 flash attention (cuda_flash_attention.cu) for the tiled tokens of a bf16 cache: blocks
+// are (first token, rows <= flash_attention_block_rows()) pairs in device memory, each rows
+// consecutive tokens of one sequence at consecutive positions (a run cut into blocks). q and
+// the probabilities are rounded to bf16; fp32 accumulation and softmax. flash_attention_fits:
+// bf16 cache, pages of a power of two tokens, head_dim a multiple of 16 up to 128, 16-byte
+// aligned K/V rows, 8-byte aligned q and out.
+bool flash_attention_fits(const float* q, const AttentionBatch& b, const LayerKv& kv,
+                          const float* out);
+int32_t flash_attention_block_rows();
+cudaError_t flash_attention(const float* q, const AttentionBatch& b, const LayerKv& kv,
+                            const int32_t* blocks, int32_t num_blocks, float* out,
+                            cudaStream_t stream);
 // Prefill runs as GEMMs (CudaBackend drives cuBLAS between these): keys [key_begin, +nk) of
 // sequence seq copied out of their pages into k_out/v_out [nk, kv_width]; and the causal,
 // sliding-window softmax of s [heads][rows][nk] in place (row i queries position pos_first + i,
