@@ -218,22 +218,8 @@ TEST_P(Conformance, GemmAllDtypesBiasAndAccumulate) {
       HostWeight bias = host_weight(rng_, t, m, 1.0);
       auto x = random_vec(rng_, n * k);
       auto y0 = random_vec(rng_, n * m);
-      auto run = [&](Backend& be, const std::vector<float>& xin) {
-        Dev d{be};
-        Weight W = be.make_weight(t, w.bytes.data(), m, k);
-        Weight B = be.make_weight(t, bias.bytes.data(), 1, m);
-        Buffer dx = d.put(xin);
-        Buffer o1 = d.put(std::vector<float>(n * m, kNaN));
-        Buffer o2 = d.put(y0);
-        be.gemm(dx.as<float>(), n, W, &B, o1.as<float>(), false);
-        be.gemm(dx.as<float>(), n, W, nullptr, o2.as<float>(), true);
-        auto r = d.get<float>(o1, n * m);
-        auto r2 = d.get<float>(o2, n * m);
-        r.insert(r.end(), r2.begin(), r2.end());
-        return r;
-      };
-      auto got = run(*dut_, x);
-      auto ref = run(*ref_, x);
+      auto got = gemm_bias_and_accumulate(*dut_, t, w, bias, x, y0, n, m, k);
+      auto ref = gemm_bias_and_accumulate(*ref_, t, w, bias, x, y0, n, m, k);
       EXPECT_LT(rel_err(got, ref), t == DType::kF32 ? 1e-5 : 2e-5)
           << dtype_name(t) << " n " << n << " k " << k;
     }

@@ -54,18 +54,7 @@ TEST_F(Bf16Activations, GemmEqualsCpuOnRoundedActivations) {
       auto x = random_vec(rng_, n * k);
       auto y0 = random_vec(rng_, n * m);
       auto run = [&](Backend& be, const std::vector<float>& xin) {
-        Dev d{be};
-        Weight W = be.make_weight(t, w.bytes.data(), m, k);
-        Weight B = be.make_weight(t, bias.bytes.data(), 1, m);
-        Buffer dx = d.put(xin);
-        Buffer o1 = d.put(std::vector<float>(n * m, kNaN));
-        Buffer o2 = d.put(y0);
-        be.gemm(dx.as<float>(), n, W, &B, o1.as<float>(), false);
-        be.gemm(dx.as<float>(), n, W, nullptr, o2.as<float>(), true);
-        auto r = d.get<float>(o1, n * m);
-        auto r2 = d.get<float>(o2, n * m);
-        r.insert(r.end(), r2.begin(), r2.end());
-        return r;
+        return gemm_bias_and_accumulate(be, t, w, bias, xin, y0, n, m, k);
       };
       const auto got = run(*dut_, x);
       const auto exact = run(*ref_, x);

@@ -82,6 +82,27 @@ struct Dev {
   }
 };
 
+// Backend::gemm of x [n, k] against w [m, k] of dtype t twice: with `bias` into a poisoned
+// output, and without it accumulating into y0; both outputs, concatenated.
+inline std::vector<float> gemm_bias_and_accumulate(Backend& be, DType t, const HostWeight& w,
+                                                   const HostWeight& bias,
+                                                   const std::vector<float>& x,
+                                                   const std::vector<float>& y0, int64_t n,
+                                                   int64_t m, int64_t k) {
+  Dev d{be};
+  Weight W = be.make_weight(t, w.bytes.data(), m, k);
+  Weight B = be.make_weight(t, bias.bytes.data(), 1, m);
+  Buffer dx = d.put(x);
+  Buffer o1 = d.put(std::vector<float>(static_cast<size_t>(n * m), kNaN));
+  Buffer o2 = d.put(y0);
+  be.gemm(dx.as<float>(), n, W, &B, o1.as<float>(), false);
+  be.gemm(dx.as<float>(), n, W, nullptr, o2.as<float>(), true);
+  auto r = d.get<float>(o1, static_cast<size_t>(n * m));
+  auto r2 = d.get<float>(o2, static_cast<size_t>(n * m));
+  r.insert(r.end(), r2.begin(), r2.end());
+  return r;
+}
+
 // A KV cache of `n` elements of `t` (fp32 or bf16), NaN everywhere, on the backend.
 inline Buffer nan_cache(Dev& d, DType t, size_t n) {
   if (t == DType::kF32) return d.put(std::vector<float>(n, kNaN));

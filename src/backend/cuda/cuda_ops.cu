@@ -171,22 +171,17 @@ __global__ void rope_rows_kernel(float* q, float* k, const float* inv_freq, int3
     const float angle = inv_freq[i] * static_cast<float>(positions[t]);
     float s, c;
     sincosf(angle, &s, &c);
-    float* qt = q + t * q_heads * head_dim + i;
+    auto rotate = [&](float* row, int32_t heads) {
 #pragma unroll 4
-    for (int32_t h = 0; h < q_heads; ++h) {
-      float* head = qt + static_cast<int64_t>(h) * head_dim;
-      const float x1 = head[0], x2 = head[half];
-      head[0] = x1 * c - x2 * s;
-      head[half] = x2 * c + x1 * s;
-    }
-    float* kt = k + t * kv_heads * head_dim + i;
-#pragma unroll 4
-    for (int32_t h = 0; h < kv_heads; ++h) {
-      float* head = kt + static_cast<int64_t>(h) * head_dim;
-      const float x1 = head[0], x2 = head[half];
-      head[0] = x1 * c - x2 * s;
-      head[half] = x2 * c + x1 * s;
-    }
+      for (int32_t h = 0; h < heads; ++h) {
+        float* head = row + static_cast<int64_t>(h) * head_dim;
+        const float x1 = head[0], x2 = head[half];
+        head[0] = x1 * c - x2 * s;
+        head[half] = x2 * c + x1 * s;
+      }
+    };
+    rotate(q + t * q_heads * head_dim + i, q_heads);
+    rotate(k + t * kv_heads * head_dim + i, kv_heads);
   }
 }
 
