@@ -421,13 +421,15 @@ class CudaBackend final : public Backend {
     const size_t scratch_floats = seg ? cuda::lora_shrink_scratch_floats(n, lora) : 0;
     Buffer scratch;
     if (scratch_floats > 0) scratch = alloc(scratch_floats * sizeof(float));
-    check_cuda(cuda::lora_shrink(x, n, lora, v, seg, scratch.as<float>(), scratch_floats, compute_),
+    check_cuda(cuda::lora_shrink(x, n, lora, v, seg, scratch.as<float>(), scratch_floats, compute_,
+                                 bf16_act_),
                "lora_shrink");
   }
 
   void lora_expand(const float* v, int64_t n, const LoraModuleBatch& lora, float* y) override {
     begin_op();
-    check_cuda(cuda::lora_expand(v, n, lora, y, by_segment(n, lora), compute_), "lora_expand");
+    check_cuda(cuda::lora_expand(v, n, lora, y, by_segment(n, lora), compute_, bf16_act_),
+               "lora_expand");
   }
 
   void lora_group(const float* x, int64_t n, const LoraModuleBatch* mods, int32_t count,

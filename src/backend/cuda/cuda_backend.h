@@ -33,8 +33,9 @@ struct CudaBackendOptions {
   bool pdl = true;
   // bf16 activations where the GEMMs take cuBLAS (more than decode_gemm_max_rows rows: prefill
   // and large decode batches): x is rounded to the weight type once and multiplied in one GEMM
-  // instead of the hi + lo pair; and prefill runs over a bf16 cache take the bf16 flash
-  // attention kernel (q and probabilities in bf16). About twice the prefill rate, at the
+  // instead of the hi + lo pair; prefill runs over a bf16 cache take the bf16 flash attention
+  // kernel (q and probabilities in bf16); prefill LoRA (segment tiles, ranks up to 64) runs on
+  // the tensor cores with bf16 operands. About twice the prefill rate, at the
   // precision vLLM and SGLang serve at; results then depend on the batch's row count (the
   // decode GEMM of up to decode_gemm_max_rows rows stays exact). Off: fp32-faithful throughout.
   bool bf16_activations = false;

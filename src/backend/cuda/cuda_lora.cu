@@ -18,6 +18,7 @@
 #include <algorithm>
 
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_mma.cuh"
 #include "backend/cuda/cuda_ops.h"
 
 namespace ls::cuda {
@@ -437,6 +438,141 @@ __global__ void expand_segment_kernel(const float* v, LoraArgs a, float* y) {
     if (t0 + tt < t_end) y[(t0 + tt) * a.out_dim + o] += sc * acc[tt];
 }
 
+// ---- segment tiles on the tensor cores (bf16 activations) ----
+// The same segment plan with 64-token tiles (4 warps x 16 rows) and mma.sync m16n8k16: x, v and
+// the adapter rows are rounded to bf16 in shared memory (pads of 8 elements keep the ldmatrix
+// reads conflict-free), products accumulate in fp32. Ranks up to kMmaMaxRank. The shrink walks
+// in_dim kMmaDepth columns a step (split over blocks like the SIMT shrink); the expand takes a
+// tile's whole rank at once for 64 output columns.
+constexpr int kMmaRows = 64, kMmaDepth = 32, kMmaMaxRank = 64, kMmaThreads = 128;
+
+__device__ __forceinline__ __nv_bfloat16 bf(float x) {
+  return __float2bfloat16_rn(x);
+}
+
+// grid (num_segments, splits, ceil(n / 64)); part p of in_dim as in shrink_segment_kernel.
+template <typename T>
+__global__ void __launch_bounds__(kMmaThreads)
+    shrink_segment_mma_kernel(const float* x, int64_t n, LoraArgs a, int32_t splits, int64_t span,
+                              float* v, float* partial) {
+  using M = Mma<__nv_bfloat16>;
+  const int32_t seg = blockIdx.x;
+  const int64_t t_end = a.seg_start[seg + 1];
+  const int64_t t0 = a.seg_start[seg] + static_cast<int64_t>(blockIdx.z) * kMmaRows;
+  if (t0 >= t_end) return;
+  const int32_t s = a.seg_slot[seg];
+  const int32_t r = slot_rank(a, s);
+  if (r == 0) return;
+  const int32_t part = blockIdx.y;
+  __shared__ __align__(16) __nv_bfloat16 xs[kMmaRows][kMmaDepth + 8];
+  __shared__ __align__(16) __nv_bfloat16 as[kMmaMaxRank][kMmaDepth + 8];
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int64_t per_row = (a.in_dim + a.chunk_elems - 1) / a.chunk_elems;
+  const int64_t first = a.a_first[s];
+  const int64_t k_begin = part * span, k_end = min(a.in_dim, k_begin + span);
+  float acc[kMmaMaxRank / 8][4] = {};
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += kMmaDepth) {
+    for (int e = tid; e < kMmaRows * kMmaDepth; e += kMmaThreads) {
+      const int row = e / kMmaDepth, col = e % kMmaDepth;
+      const int64_t t = t0 + row, k = k0 + col;
+      xs[row][col] = bf(t < t_end && k < k_end ? x[t * a.in_dim + k] : 0.0f);
+      as[row][col] = bf(row < r && k < k_end ? row_elem<T>(a, first, per_row, row, k) : 0.0f);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int ks = 0; ks < kMmaDepth / 16; ++ks) {
+      uint32_t af[4];
+      ldmatrix_x4(af, &xs[warp * 16 + (lane & 15)][ks * 16 + (lane >> 4) * 8]);
+#pragma unroll
+      for (int np = 0; np < kMmaMaxRank / 16; ++np) {
+        if (np * 16 >= r) break;
+        uint32_t b[4];
+        ldmatrix_x4(b,
+                    &as[np * 16 + (lane & 7) + (lane >> 4) * 8][ks * 16 + ((lane >> 3) & 1) * 8]);
+        M::mma(acc[2 * np], af, b[0], b[1]);
+        M::mma(acc[2 * np + 1], af, b[2], b[3]);
+      }
+    }
+    __syncthreads();
+  }
+  float* dst = splits == 1 ? v : partial + part * n * a.max_rank;
+  const int g = lane / 4, c = lane % 4;
+#pragma unroll
+  for (int nt = 0; nt < kMmaMaxRank / 8; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int32_t j = nt * 8 + 2 * c + (e & 1);
+      const int64_t t = t0 + warp * 16 + g + (e >> 1) * 8;
+      if (j < r && t < t_end) dst[t * a.max_rank + j] = acc[nt][e];
+    }
+}
+
+// grid (num_segments, ceil(out_dim / 64), ceil(n / 64)): y[t, o] += scale * v[t, :r] B^T[:r, o].
+template <typename T>
+__global__ void __launch_bounds__(kMmaThreads)
+    expand_segment_mma_kernel(const float* v, LoraArgs a, float* y) {
+  using M = Mma<__nv_bfloat16>;
+  constexpr int kCols = 64;
+  const int32_t seg = blockIdx.x;
+  const int64_t t_end = a.seg_start[seg + 1];
+  const int64_t t0 = a.seg_start[seg] + static_cast<int64_t>(blockIdx.z) * kMmaRows;
+  if (t0 >= t_end) return;
+  const int32_t s = a.seg_slot[seg];
+  const int32_t r = slot_rank(a, s);
+  if (r == 0) return;
+  const int64_t o0 = static_cast<int64_t>(blockIdx.y) * kCols;
+  __shared__ __align__(16) __nv_bfloat16 vs[kMmaRows][kMmaMaxRank + 8];
+  __shared__ __align__(16) __nv_bfloat16 bs[kMmaMaxRank][kCols + 8];
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int64_t per_row = (a.out_dim + a.chunk_elems - 1) / a.chunk_elems;
+  const int64_t first = a.bt_first[s];
+  const int rk = (r + 15) / 16 * 16;  // rank rounded up to whole k-steps (zero-padded)
+  for (int e = tid; e < kMmaRows * rk; e += kMmaThreads) {
+    const int row = e / rk, j = e % rk;
+    const int64_t t = t0 + row;
+    vs[row][j] = bf(t < t_end && j < r ? v[t * a.max_rank + j] : 0.0f);
+  }
+  for (int e = tid; e < rk * kCols; e += kMmaThreads) {
+    const int j = e / kCols, col = e % kCols;
+    const int64_t o = o0 + col;
+    bs[j][col] = bf(j < r && o < a.out_dim ? row_elem<T>(a, first, per_row, j, o) : 0.0f);
+  }
+  __syncthreads();
+  float acc[kCols / 8][4] = {};
+  for (int ks = 0; ks < rk / 16; ++ks) {
+    uint32_t af[4];
+    ldmatrix_x4(af, &vs[warp * 16 + (lane & 15)][ks * 16 + (lane >> 4) * 8]);
+#pragma unroll
+    for (int dp = 0; dp < kCols / 16; ++dp) {
+      uint32_t b[4];
+      ldmatrix_x4_trans(
+          b, &bs[ks * 16 + (lane & 7) + ((lane >> 3) & 1) * 8][dp * 16 + (lane >> 4) * 8]);
+      M::mma(acc[2 * dp], af, b[0], b[1]);
+      M::mma(acc[2 * dp + 1], af, b[2], b[3]);
+    }
+  }
+  const float sc = a.scale[s];
+  const int g = lane / 4, c = lane % 4;
+#pragma unroll
+  for (int nt = 0; nt < kCols / 8; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int64_t o = o0 + nt * 8 + 2 * c + (e & 1);
+      const int64_t t = t0 + warp * 16 + g + (e >> 1) * 8;
+      if (o < a.out_dim && t < t_end) y[t * a.out_dim + o] += sc * acc[nt][e];
+    }
+}
+
+// Parts the tensor-core shrink splits in_dim into (as segment_splits, for 64-token tiles).
+int32_t segment_mma_splits(int64_t n, const LoraModuleBatch& l) {
+  const int64_t steps = (l.in_dim + kMmaDepth - 1) / kMmaDepth;
+  const int64_t tiles = (n + kMmaRows - 1) / kMmaRows + l.num_segments;
+  constexpr int64_t kWantBlocks = 4 * 132;
+  int64_t splits = (kWantBlocks + tiles - 1) / tiles;
+  splits = std::min<int64_t>({splits, steps / 4, 16});
+  return static_cast<int32_t>(std::max<int64_t>(1, splits));
+}
+
 // Parts the segment shrink splits in_dim into: enough blocks for the GPU (an upper bound on
 // the live tiles: every segment's tiles plus one partial tile each), each part at least four
 // kDepth steps, at most 16.
@@ -463,19 +599,37 @@ bool valid(const LoraModuleBatch& l, bool by_segment) {
 
 size_t lora_shrink_scratch_floats(int64_t n, const LoraModuleBatch& l) {
   if (n <= 0 || l.num_segments <= 0 || !valid(l, true)) return 0;
-  const int32_t splits = segment_splits(n, l);
+  const int32_t splits = std::max(segment_splits(n, l), segment_mma_splits(n, l));
   return splits > 1 ? static_cast<size_t>(splits) * static_cast<size_t>(n * l.max_rank) : 0;
 }
 
 cudaError_t lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, float* v,
-                        bool by_segment, float* scratch, size_t scratch_floats,
-                        cudaStream_t stream) {
+                        bool by_segment, float* scratch, size_t scratch_floats, cudaStream_t stream,
+                        bool mma) {
   if (n == 0 || l.num_slots == 0) return cudaSuccess;
   if (!valid(l, by_segment)) return cudaErrorInvalidValue;
   const LoraArgs a = args_of(l);
   return dispatch_kv(l.dtype, [&](auto tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    if (by_segment) {
+    if (by_segment && mma && l.max_rank <= kMmaMaxRank) {
+      if (l.num_segments == 0) return cudaSuccess;
+      int32_t splits = segment_mma_splits(n, l);
+      if (static_cast<size_t>(splits) * static_cast<size_t>(n * l.max_rank) > scratch_floats)
+        splits = 1;
+      const int64_t steps = (l.in_dim + kMmaDepth - 1) / kMmaDepth;
+      const int64_t span = (steps + splits - 1) / splits * kMmaDepth;
+      const dim3 grid(static_cast<unsigned>(l.num_segments), static_cast<unsigned>(splits),
+                      static_cast<unsigned>((n + kMmaRows - 1) / kMmaRows));
+      shrink_segment_mma_kernel<T>
+          <<<grid, kMmaThreads, 0, stream>>>(x, n, a, splits, span, v, scratch);
+      if (splits > 1) {
+        const cudaError_t err = cudaGetLastError();
+        if (err != cudaSuccess) return err;
+        const int64_t count = n * l.max_rank;
+        reduce_split_kernel<<<static_cast<unsigned>((count + 255) / 256), 256, 0, stream>>>(
+            scratch, n, a, splits, v);
+      }
+    } else if (by_segment) {
       if (l.num_segments == 0) return cudaSuccess;
       int32_t splits = segment_splits(n, l);
       if (static_cast<size_t>(splits) * static_cast<size_t>(n * l.max_rank) > scratch_floats)
@@ -508,14 +662,20 @@ cudaError_t lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, flo
 }
 
 cudaError_t lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, float* y,
-                        bool by_segment, cudaStream_t stream) {
+                        bool by_segment, cudaStream_t stream, bool mma) {
   if (n == 0 || l.num_slots == 0) return cudaSuccess;
   if (!valid(l, by_segment)) return cudaErrorInvalidValue;
   const LoraArgs a = args_of(l);
   const unsigned col_blocks = static_cast<unsigned>((l.out_dim + 255) / 256);
   return dispatch_kv(l.dtype, [&](auto tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    if (by_segment) {
+    if (by_segment && mma && l.max_rank <= kMmaMaxRank) {
+      if (l.num_segments == 0) return cudaSuccess;
+      const dim3 grid(static_cast<unsigned>(l.num_segments),
+                      static_cast<unsigned>((l.out_dim + 63) / 64),
+                      static_cast<unsigned>((n + kMmaRows - 1) / kMmaRows));
+      expand_segment_mma_kernel<T><<<grid, kMmaThreads, 0, stream>>>(v, a, y);
+    } else if (by_segment) {
       if (l.num_segments == 0) return cudaSuccess;
       const dim3 grid(static_cast<unsigned>(l.num_segments), col_blocks,
                       static_cast<unsigned>((n + kTile - 1) / kTile));

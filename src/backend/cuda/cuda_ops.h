@@ -150,11 +150,13 @@ void set_pdl_enabled(bool on);
 // The segment shrink splits long reductions over more blocks when the batch has few tiles;
 // it needs lora_shrink_scratch_floats(n, l) floats of scratch for that (less: no split).
 size_t lora_shrink_scratch_floats(int64_t n, const LoraModuleBatch& l);
+// mma (bf16 activations): segment tiles of ranks up to 64 on the tensor cores, with x, v and
+// the adapter rows rounded to bf16 (fp32 accumulation); otherwise fp32 throughout.
 cudaError_t lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, float* v,
-                        bool by_segment, float* scratch, size_t scratch_floats,
-                        cudaStream_t stream);
+                        bool by_segment, float* scratch, size_t scratch_floats, cudaStream_t stream,
+                        bool mma = false);
 cudaError_t lora_expand(const float* v, int64_t n, const LoraModuleBatch& l, float* y,
-                        bool by_segment, cudaStream_t stream);
+                        bool by_segment, cudaStream_t stream, bool mma = false);
 // Decode LoRA of up to 3 modules sharing x in two launches: one shrink over every module's
 // rank rows, then one expand over every module's columns (per-token kernels). overwrite: y[i]
 // = the LoRA term alone (0 for tokens without one) instead of y[i] += it, so it can run beside
