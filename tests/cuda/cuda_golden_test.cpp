@@ -131,12 +131,12 @@ TEST_P(CudaGolden, Bf16KvCacheMatchesCpuBf16KvCache) {
 // bf16 activations (CudaBackendOptions::bf16_activations: cuBLAS GEMMs of x rounded to bf16,
 // the flash kernel for prefill runs) with the bf16 cache, the fast configuration, against the
 // fp64 transformers reference. Tolerance per model: about 1.25x the worst first-step
-// difference measured on an H100 when this test was written (mha_f32 0.051-0.060, gqa_bf16
-// 0.374-0.587, qwen2_f16 0.033-0.041, mistral_f32 0.038; gqa_bf16 moves 0.295 with the bf16
-// cache alone, see hf_golden_test); greedy tokens must agree while the reference's top-2
-// margin exceeds twice that.
+// difference measured on an H100 (mha_f32 0.051-0.071, gqa_bf16 0.278-0.587, qwen2_f16
+// 0.033-0.055, mistral_f32 0.038-0.056, the upper figures with the prefill LoRA on the tensor
+// cores; gqa_bf16 moves 0.295 with the bf16 cache alone, see hf_golden_test); greedy tokens
+// must agree while the reference's top-2 margin exceeds twice that.
 double bf16_activations_tolerance(const std::string& model) {
-  return model == "gqa_bf16" ? 0.75 : 0.075;
+  return model == "gqa_bf16" ? 0.75 : 0.09;
 }
 
 TEST_P(CudaGolden, Bf16ActivationsMatchTransformers) {
