@@ -683,11 +683,15 @@ class CudaBackend final : public Backend {
         blocks.push_back(b.runs[r].first + i);
         blocks.push_back(std::min(rows, b.runs[r].count - i));
       }
-    const size_t bytes = blocks.size() * sizeof(int32_t);
-    Buffer dev = alloc(bytes);
-    upload(dev.data, blocks.data(), bytes);
-    check_cuda(cuda::flash_attention(q, b, kv, dev.as<int32_t>(),
-                                     static_cast<int32_t>(blocks.size() / 2), out, compute_),
+    // Every layer of a forward passes the same runs: the block list is uploaded once.
+    if (blocks != flash_blocks_ || !flash_blocks_dev_.data) {
+      const size_t bytes = blocks.size() * sizeof(int32_t);
+      flash_blocks_dev_ = alloc(bytes);
+      upload(flash_blocks_dev_.data, blocks.data(), bytes);
+      flash_blocks_ = std::move(blocks);
+    }
+    check_cuda(cuda::flash_attention(q, b, kv, flash_blocks_dev_.as<int32_t>(),
+                                     static_cast<int32_t>(flash_blocks_.size() / 2), out, compute_),
                "attention: flash");
   }
 
@@ -720,6 +724,9 @@ class CudaBackend final : public Backend {
   // captured into the same graph).
   bool lora_beside_ = true;
   bool bf16_act_ = false;  // CudaBackendOptions::bf16_activations
+  // The flash kernel's last block list and its device copy (reused while the runs repeat).
+  std::vector<int32_t> flash_blocks_;
+  Buffer flash_blocks_dev_;
   cudaStream_t side_ = nullptr;
   cudaEvent_t fork_ = nullptr, join_ = nullptr;
   cublasHandle_t cublas_ = nullptr;

@@ -563,27 +563,26 @@ __global__ void __launch_bounds__(kMmaThreads)
     }
 }
 
-// Parts the tensor-core shrink splits in_dim into (as segment_splits, for 64-token tiles).
-int32_t segment_mma_splits(int64_t n, const LoraModuleBatch& l) {
-  const int64_t steps = (l.in_dim + kMmaDepth - 1) / kMmaDepth;
-  const int64_t tiles = (n + kMmaRows - 1) / kMmaRows + l.num_segments;
-  constexpr int64_t kWantBlocks = 4 * 132;
+// Parts the segment shrink splits in_dim into, for tiles of `rows` tokens times `rank_tiles`
+// and reduction steps of `depth`: enough blocks for the GPU (an upper bound on the live tiles:
+// every segment's tiles plus one partial tile each), each part at least four steps, at most 16.
+int32_t segment_splits(int64_t n, const LoraModuleBatch& l, int64_t depth, int64_t rows,
+                       int64_t rank_tiles) {
+  const int64_t steps = (l.in_dim + depth - 1) / depth;
+  const int64_t tiles = rank_tiles * ((n + rows - 1) / rows + l.num_segments);
+  constexpr int64_t kWantBlocks = 4 * 132;  // 4 blocks per SM of an H100/H200; only speed
   int64_t splits = (kWantBlocks + tiles - 1) / tiles;
   splits = std::min<int64_t>({splits, steps / 4, 16});
   return static_cast<int32_t>(std::max<int64_t>(1, splits));
 }
 
-// Parts the segment shrink splits in_dim into: enough blocks for the GPU (an upper bound on
-// the live tiles: every segment's tiles plus one partial tile each), each part at least four
-// kDepth steps, at most 16.
-int32_t segment_splits(int64_t n, const LoraModuleBatch& l) {
-  const int64_t steps = (l.in_dim + kDepth - 1) / kDepth;
-  const int64_t tiles =
-      ((l.max_rank + kTile - 1) / kTile) * ((n + kTile - 1) / kTile + l.num_segments);
-  constexpr int64_t kWantBlocks = 4 * 132;  // 4 blocks per SM of an H100/H200; only speed
-  int64_t splits = (kWantBlocks + tiles - 1) / tiles;
-  splits = std::min<int64_t>({splits, steps / 4, 16});
-  return static_cast<int32_t>(std::max<int64_t>(1, splits));
+// The two segment shrink plans: fp32 16 x 16 tiles, or the tensor cores' 64-token tiles.
+struct SegmentPlan {
+  int64_t depth, rows, rank_tiles;
+};
+SegmentPlan segment_plan(const LoraModuleBatch& l, bool mma) {
+  if (mma && l.max_rank <= kMmaMaxRank) return {kMmaDepth, kMmaRows, 1};
+  return {kDepth, kTile, (l.max_rank + kTile - 1) / kTile};
 }
 
 bool valid(const LoraModuleBatch& l, bool by_segment) {
@@ -599,7 +598,11 @@ bool valid(const LoraModuleBatch& l, bool by_segment) {
 
 size_t lora_shrink_scratch_floats(int64_t n, const LoraModuleBatch& l) {
   if (n <= 0 || l.num_segments <= 0 || !valid(l, true)) return 0;
-  const int32_t splits = std::max(segment_splits(n, l), segment_mma_splits(n, l));
+  int32_t splits = 1;
+  for (bool mma : {false, true}) {
+    const SegmentPlan p = segment_plan(l, mma);
+    splits = std::max(splits, segment_splits(n, l, p.depth, p.rows, p.rank_tiles));
+  }
   return splits > 1 ? static_cast<size_t>(splits) * static_cast<size_t>(n * l.max_rank) : 0;
 }
 
@@ -611,36 +614,24 @@ cudaError_t lora_shrink(const float* x, int64_t n, const LoraModuleBatch& l, flo
   const LoraArgs a = args_of(l);
   return dispatch_kv(l.dtype, [&](auto tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    if (by_segment && mma && l.max_rank <= kMmaMaxRank) {
+    if (by_segment) {
       if (l.num_segments == 0) return cudaSuccess;
-      int32_t splits = segment_mma_splits(n, l);
+      const SegmentPlan p = segment_plan(l, mma);
+      const bool tc = p.rows == kMmaRows;
+      int32_t splits = segment_splits(n, l, p.depth, p.rows, p.rank_tiles);
       if (static_cast<size_t>(splits) * static_cast<size_t>(n * l.max_rank) > scratch_floats)
         splits = 1;
-      const int64_t steps = (l.in_dim + kMmaDepth - 1) / kMmaDepth;
-      const int64_t span = (steps + splits - 1) / splits * kMmaDepth;
-      const dim3 grid(static_cast<unsigned>(l.num_segments), static_cast<unsigned>(splits),
-                      static_cast<unsigned>((n + kMmaRows - 1) / kMmaRows));
-      shrink_segment_mma_kernel<T>
-          <<<grid, kMmaThreads, 0, stream>>>(x, n, a, splits, span, v, scratch);
-      if (splits > 1) {
-        const cudaError_t err = cudaGetLastError();
-        if (err != cudaSuccess) return err;
-        const int64_t count = n * l.max_rank;
-        reduce_split_kernel<<<static_cast<unsigned>((count + 255) / 256), 256, 0, stream>>>(
-            scratch, n, a, splits, v);
-      }
-    } else if (by_segment) {
-      if (l.num_segments == 0) return cudaSuccess;
-      int32_t splits = segment_splits(n, l);
-      if (static_cast<size_t>(splits) * static_cast<size_t>(n * l.max_rank) > scratch_floats)
-        splits = 1;
-      const int64_t steps = (l.in_dim + kDepth - 1) / kDepth;
-      const int64_t span = (steps + splits - 1) / splits * kDepth;
+      const int64_t steps = (l.in_dim + p.depth - 1) / p.depth;
+      const int64_t span = (steps + splits - 1) / splits * p.depth;
       const dim3 grid(static_cast<unsigned>(l.num_segments),
-                      static_cast<unsigned>((l.max_rank + kTile - 1) / kTile * splits),
-                      static_cast<unsigned>((n + kTile - 1) / kTile));
-      shrink_segment_kernel<T>
-          <<<grid, kTile * kTile, 0, stream>>>(x, n, a, splits, span, v, scratch);
+                      static_cast<unsigned>(p.rank_tiles * splits),
+                      static_cast<unsigned>((n + p.rows - 1) / p.rows));
+      if (tc)
+        shrink_segment_mma_kernel<T>
+            <<<grid, kMmaThreads, 0, stream>>>(x, n, a, splits, span, v, scratch);
+      else
+        shrink_segment_kernel<T>
+            <<<grid, kTile * kTile, 0, stream>>>(x, n, a, splits, span, v, scratch);
       if (splits > 1) {
         const cudaError_t err = cudaGetLastError();
         if (err != cudaSuccess) return err;
